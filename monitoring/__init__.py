@@ -1,0 +1,1 @@
+"""Drift detectors, alerts, Prometheus metrics and Grafana dashboards (no Kafka in here)."""

@@ -1,0 +1,1 @@
+"""Kafka side of Distillery: faust app, topics, wire records, agents, embedded broker and the CLI."""

@@ -1,0 +1,1 @@
+"""Thin faust agents: decode, call the domain pipeline, route, encode."""
