@@ -1,0 +1,77 @@
+"""`distillery oracle label`: label a JSONL file of articles with an LLM oracle."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import typer
+
+from filters.spec import SpecError, resolve_spec
+from models.oracle.cache import OracleCache
+from models.oracle.client import OracleClient
+from models.oracle.labeling import LabelingError, LabelingRun, format_summary, read_jsonl
+from models.oracle.pricing import price_for
+from models.oracle.prompting import Prompt
+from models.oracle.providers import PROVIDERS, ProviderError, make_provider
+
+oracle_app = typer.Typer(help="Label articles with an LLM oracle (the teacher).", no_args_is_help=True)
+
+
+@oracle_app.command("label")
+def label(
+    filter: str = typer.Option(..., "--filter", help="filter.yaml path, or a filter name like sustainability/v1"),
+    input: Path = typer.Option(..., "--input", help="JSONL of articles {id, title, text|content, ...}"),
+    output: Path = typer.Option(..., "--output", help="JSONL of labels; re-running skips ids already in it"),
+    provider: str = typer.Option(..., "--provider", help=f"one of {', '.join(PROVIDERS)}"),
+    model: str = typer.Option(..., "--model", help="model id, e.g. gemini-2.5-flash or deepseek-chat"),
+    concurrency: int = typer.Option(8, "--concurrency", min=1, help="requests in flight"),
+    limit: int | None = typer.Option(None, "--limit", min=0, help="label at most N new articles this run"),
+    base_url: str | None = typer.Option(None, "--base-url", help="override the provider's base URL"),
+    cache: Path | None = typer.Option(None, "--cache", help="reply cache file (default: next to --output)"),
+    no_cache: bool = typer.Option(False, "--no-cache", help="neither read nor write the reply cache"),
+    max_retries: int = typer.Option(4, "--max-retries", min=0),
+    backoff: float = typer.Option(1.0, "--backoff", min=0.0, help="first backoff in seconds (doubles, with jitter)"),
+    timeout: float = typer.Option(120.0, "--timeout", min=1.0, help="seconds per HTTP request"),
+    max_words: int = typer.Option(800, "--max-words", min=0, help="compress longer texts to 70 % head + 30 % tail"),
+    price_in: float | None = typer.Option(None, "--price-in", help="USD per 1M input tokens (overrides the table)"),
+    price_out: float | None = typer.Option(None, "--price-out", help="USD per 1M output tokens"),
+    progress: bool = typer.Option(True, "--progress/--no-progress"),
+) -> None:
+    """Label articles with the filter's prompt; writes labels, <stem>.metrics.jsonl, .errors.jsonl, .summary.json."""
+    try:
+        spec = resolve_spec(filter)
+        prompt = Prompt.for_spec(spec)
+        prov = make_provider(provider, base_url)
+        articles = read_jsonl(input)
+    except (SpecError, ProviderError, LabelingError) as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(2) from None
+    if (price_in is None) != (price_out is None):
+        typer.echo("error: pass both --price-in and --price-out, or neither", err=True)
+        raise typer.Exit(2)
+    override = (price_in, price_out) if price_in is not None and price_out is not None else None
+    price = price_for(provider, model, override)
+    reply_cache = None if no_cache else OracleCache(cache or output.parent / "oracle_cache.sqlite")
+
+    async def go() -> dict:
+        client = OracleClient(prov, model, concurrency=concurrency, max_retries=max_retries, backoff_base=backoff,
+                              timeout=timeout)
+        try:
+            run = LabelingRun(spec, client, provider=provider, prompt=prompt, cache=reply_cache, price=price,
+                              max_words=max_words or None, workers=concurrency)
+            return await run.run(articles, output, limit=limit, progress=progress, source=str(input))
+        finally:
+            await client.aclose()
+
+    try:
+        summary = asyncio.run(go())
+    finally:
+        if reply_cache is not None:
+            reply_cache.close()
+    typer.echo(format_summary(summary))
+
+
+def register(app: typer.Typer) -> None:
+    """Add the `oracle` group to the root app."""
+    app.add_typer(oracle_app, name="oracle")
