@@ -11,6 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+import yaml
 
 from filters.spec import parse_spec
 
@@ -105,7 +106,7 @@ def fake_oracle() -> Iterator[FakeOracle]:
     fake = FakeOracle()
     server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(fake))
     fake.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
     thread.start()
     yield fake
     server.shutdown()
@@ -119,6 +120,7 @@ def oracle_spec(tiny_spec_data, tmp_path):
     spec_dir = tmp_path / "tiny" / "v1"
     spec_dir.mkdir(parents=True)
     (spec_dir / "prompt.md").write_text(PROMPT_TEXT, encoding="utf-8")
+    (spec_dir / "filter.yaml").write_text(yaml.safe_dump(data), encoding="utf-8")
     return parse_spec(data, spec_dir / "filter.yaml")
 
 
