@@ -150,7 +150,8 @@ def test_gatekeeper_can_be_skipped_for_stage1_results():
 def test_missing_dimension_raises_naming_filter_and_dimensions():
     spec = resolve_spec("investment_risk/v6")
     raw = dict.fromkeys(spec.dimension_names[:4], 5.0)
-    with pytest.raises(ValueError, match=r"investment_risk/v6 lack dimensions \['impact_breadth', 'retail_actionability'\]"):
+    expected = r"investment_risk/v6 lack dimensions \['impact_breadth', 'retail_actionability'\]"
+    with pytest.raises(ValueError, match=expected):
         postfilter(spec, raw)
 
 
