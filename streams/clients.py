@@ -1,0 +1,109 @@
+"""Plain Kafka clients for the command line: produce a JSONL file, read topics (tail, demo, tests)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+
+from streams.settings import Settings
+from streams.topics import Topics, ensure_topics
+
+
+@dataclass(frozen=True)
+class Message:
+    """One consumed message."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+
+
+def _article_key(line: bytes) -> bytes | None:
+    """The article id as the Kafka key (same id -> same partition); None for lines that are not JSON objects."""
+    try:
+        value = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return None
+    ident = value.get("id") if isinstance(value, dict) else None
+    return str(ident).encode() if ident not in (None, "") else None
+
+
+def read_lines(path: Path) -> list[bytes]:
+    """Non-empty lines of a JSONL file as raw bytes (malformed lines are kept: the stream must DLQ them)."""
+    if not path.is_file():
+        raise FileNotFoundError(f"input file {path} does not exist: pass a JSONL file with one article per line")
+    return [line.rstrip(b"\r\n") for line in path.read_bytes().splitlines() if line.strip()]
+
+
+async def produce_lines(settings: Settings, lines: Sequence[bytes], rate: float = 0.0, topic: str | None = None,
+                        progress: Callable[[int], None] | None = None) -> int:
+    """Send each line to `articles.raw` (or `topic`), keyed by article id, at most `rate` per second (0 = no limit)."""
+    from aiokafka import AIOKafkaProducer
+
+    name = topic or Topics(settings.topic_prefix).raw
+    await ensure_topics(settings, [name])
+    producer = AIOKafkaProducer(**settings.aiokafka_kwargs(), acks="all", linger_ms=5)
+    await producer.start()
+    try:
+        started = time.monotonic()
+        futures = []
+        for i, line in enumerate(lines):
+            if rate > 0:
+                wait = started + i / rate - time.monotonic()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+            futures.append(await producer.send(name, line, key=_article_key(line)))
+            if progress:
+                progress(1)
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+    return len(lines)
+
+
+async def read_topics(
+    settings: Settings,
+    names: Sequence[str],
+    *,
+    until: Callable[[list[Message]], bool] | None = None,
+    limit: int = 0,
+    idle_timeout: float = 3.0,
+    max_time: float = 60.0,
+    on_message: Callable[[Message], None] | None = None,
+) -> list[Message]:
+    """Read `names` from the beginning (no consumer group) until `until(messages)` holds, `limit` messages were
+    read, nothing arrived for `idle_timeout` seconds (0 = wait for `max_time`), or `max_time` passed."""
+    from aiokafka import AIOKafkaConsumer
+
+    consumer = AIOKafkaConsumer(*names, **settings.aiokafka_kwargs(), group_id=None, enable_auto_commit=False,
+                                auto_offset_reset="earliest", metadata_max_age_ms=1000)
+    await consumer.start()
+    messages: list[Message] = []
+    try:
+        deadline = time.monotonic() + max_time
+        last = time.monotonic()
+        while time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=200)
+            for records in batch.values():
+                for r in records:
+                    msg = Message(r.topic, r.partition, r.offset, r.key, r.value)
+                    messages.append(msg)
+                    if on_message:
+                        on_message(msg)
+                    last = time.monotonic()
+                    if limit and len(messages) >= limit:
+                        return messages
+            if until is not None and until(messages):
+                break
+            if idle_timeout and time.monotonic() - last > idle_timeout:
+                break
+    finally:
+        await consumer.stop()
+    return messages

@@ -1,0 +1,92 @@
+"""Topic names (with the configurable prefix) and their explicit creation with the Kafka admin client."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from streams.settings import Settings
+
+TOPIC_EXISTS = 36  # Kafka error code TOPIC_ALREADY_EXISTS
+
+
+@dataclass(frozen=True)
+class Topics:
+    """Every topic name of one deployment; `prefix` separates deployments (and tests) on one cluster."""
+
+    prefix: str = ""
+
+    def _name(self, base: str) -> str:
+        return f"{self.prefix}{base}"
+
+    @property
+    def raw(self) -> str:
+        return self._name("articles.raw")
+
+    @property
+    def dlq(self) -> str:
+        return self._name("articles.dlq")
+
+    @property
+    def blocked(self) -> str:
+        return self._name("articles.blocked")
+
+    @property
+    def embedded(self) -> str:
+        return self._name("articles.embedded")
+
+    @property
+    def stage2(self) -> str:
+        return self._name("stage2.requests")
+
+    @property
+    def drift(self) -> str:
+        return self._name("alerts.drift")
+
+    def scores(self, filter_name: str) -> str:
+        return self._name(f"scores.{filter_name}")
+
+    def all(self, filters: Iterable[str]) -> list[str]:
+        """The pipeline topics plus one scores topic per filter."""
+        names = [self.raw, self.dlq, self.blocked, self.embedded, self.stage2, self.drift]
+        return names + [self.scores(f) for f in sorted(set(filters))]
+
+    def resolve(self, name: str) -> str:
+        """A topic given with or without the prefix (as `tail` accepts it) -> the full name."""
+        return name if self.prefix and name.startswith(self.prefix) else self._name(name)
+
+
+async def ensure_topics(settings: Settings, names: Sequence[str], timeout: float = 20.0) -> list[str]:
+    """Create the topics that do not exist yet with `settings.partitions`; return the ones created.
+
+    Topics are created explicitly because some brokers (Tansu) auto-create with a fixed partition count.
+    """
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    admin = AIOKafkaAdminClient(**settings.aiokafka_kwargs(), request_timeout_ms=int(timeout * 1000))
+    try:
+        await asyncio.wait_for(admin.start(), timeout)
+    except Exception as err:
+        raise ConnectionError(
+            f"cannot reach Kafka at {settings.bootstrap_servers}: {err!r}; start `distillery broker` "
+            "or set KAFKA_BOOTSTRAP_SERVERS"
+        ) from err
+    try:
+        existing = set(await admin.list_topics())
+        missing = [n for n in dict.fromkeys(names) if n not in existing]
+        if not missing:
+            return []
+        new = [NewTopic(n, settings.partitions, settings.replication_factor) for n in missing]
+        response = await admin.create_topics(new)
+        for topic, code, message in _topic_errors(response):
+            if code not in (0, TOPIC_EXISTS):
+                raise RuntimeError(f"cannot create topic {topic!r}: error {code} {message}")
+        return missing
+    finally:
+        await admin.close()
+
+
+def _topic_errors(response: object) -> list[tuple[str, int, str | None]]:
+    errors = getattr(response, "topic_errors", []) or []
+    return [(e[0], int(e[1]), e[2] if len(e) > 2 else None) for e in errors]

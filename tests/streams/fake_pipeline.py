@@ -1,0 +1,107 @@
+"""A tiny deterministic stand-in for models.pipeline.Pipeline (same four methods) for fast stream tests.
+
+Rules, by title: "coupon" -> commerce block; "poison" -> route raises; "deep" -> Stage 2; content shorter
+than 40 characters -> filter prefilter result; otherwise a stage-1 result. Set FAKE_PIPELINE_DELAY (seconds per
+batch call) to slow it down, e.g. to kill a worker mid-stream.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+
+from filters.article import Article, ArticleError
+from filters.spec import parse_spec
+from models.records import Prepared, Rejection, Result, Stage2Request
+
+FILTERS = ("alpha", "beta")
+
+
+def _spec(name: str):
+    data = {
+        "name": name,
+        "version": 1,
+        "dimensions": [{"name": "impact", "weight": 0.6}, {"name": "evidence", "weight": 0.4}],
+        "tiers": [{"name": "high", "threshold": 6.0}, {"name": "low", "threshold": 0.0}],
+        "hybrid": {"threshold": 2.0, "protected_tier": "high"},
+    }
+    return parse_spec(data, Path(f"/nonexistent/{name}/v1/filter.yaml"))
+
+
+def _delay() -> None:
+    time.sleep(float(os.environ.get("FAKE_PIPELINE_DELAY", "0")))
+
+
+class FakePipeline:
+    """Implements prepare / route / stage2 / score_batch on two two-dimension specs."""
+
+    def __init__(self, filters: Sequence[str] | None = None) -> None:
+        self.specs = {name: _spec(name) for name in (filters or FILTERS)}
+
+    def prepare(self, payloads: Sequence[Any], received_at: float | None = None) -> list[Prepared | Rejection]:
+        _delay()
+        out: list[Prepared | Rejection] = []
+        for payload in payloads:
+            try:
+                data = orjson.loads(payload) if isinstance(payload, (bytes, str)) else payload
+                article = Article.parse(data).as_dict()
+            except (orjson.JSONDecodeError, ArticleError) as err:
+                out.append(Rejection("invalid", str(err), None, payload))
+                continue
+            if "coupon" in article["title"].lower():
+                out.append(Rejection("commerce", "commerce:coupon", article["id"], article))
+                continue
+            digest = hashlib.sha256(f"{article['title']}\n{article['content']}".encode()).hexdigest()
+            vector = np.frombuffer(bytes.fromhex(digest), dtype=np.uint8)[:8].astype(np.float32) / 255.0
+            out.append(Prepared(article=article, content_hash=digest, embedding=vector))
+        return out
+
+    def _result(self, article: dict, name: str, stage: str, value: float, **extra: Any) -> Result:
+        scores = {"impact": value, "evidence": value}
+        tier = "high" if value >= 6.0 else "low"
+        return Result(article_id=article["id"], filter=name, filter_version=1, stage=stage, scores=scores,
+                      weighted_average=value, tier=tier, title=article["title"], fingerprint=f"fake:{os.getpid()}",
+                      **extra)
+
+    def route(self, prepared: Sequence[Prepared], filter_name: str) -> list[Result | Stage2Request]:
+        _delay()
+        out: list[Result | Stage2Request] = []
+        for item in prepared:
+            article = item.article
+            if "poison" in article["title"].lower():
+                raise RuntimeError(f"poisoned article {article['id']}")
+            if len(article["content"]) < 40:
+                out.append(self._result(article, filter_name, "prefilter", 0.0, prefilter_reason="too_short"))
+            elif "deep" in article["title"].lower():
+                out.append(Stage2Request(article, filter_name, 1, {"impact": 5.0, "evidence": 5.0}, 5.0, 0.9,
+                                         time.time()))
+            else:
+                out.append(self._result(article, filter_name, "stage1", 1.0, probe_scores={"impact": 1.0}))
+        return out
+
+    def stage2(self, requests: Sequence[Stage2Request]) -> list[Result]:
+        _delay()
+        return [self._result(r.article, r.filter, "stage2", 7.0, probe_scores=r.probe_scores) for r in requests]
+
+    def score_batch(self, payloads: Sequence[Any]) -> tuple[list[Result], list[Rejection]]:
+        prepared = self.prepare(payloads)
+        rejections = [p for p in prepared if isinstance(p, Rejection)]
+        ok = [p for p in prepared if isinstance(p, Prepared)]
+        results: list[Result] = []
+        requests: list[Stage2Request] = []
+        for name in self.specs:
+            for routed in self.route(ok, name):
+                (requests if isinstance(routed, Stage2Request) else results).append(routed)
+        return results + self.stage2(requests), rejections
+
+
+def load(filters: Sequence[str] | None = None, *, device: str | None = None, with_student: bool = True):
+    """Factory named by DISTILLERY_PIPELINE_FACTORY=fake_pipeline:load."""
+    return FakePipeline(filters)
