@@ -1,0 +1,135 @@
+"""Reference distributions for the drift detectors: `reference.json` saved next to a filter's artifacts."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+REFERENCE_FILE = "reference.json"
+
+
+class ReferenceError(ValueError):
+    """A reference file that cannot be used; the message names the file and the fix."""
+
+
+def _floats(values: Any, where: str, path: Path) -> list[float]:
+    if not isinstance(values, list):
+        raise ReferenceError(f"{path}: `{where}` must be a list of numbers; re-run `distillery train` to rewrite it")
+    try:
+        out = [float(v) for v in values]
+    except (TypeError, ValueError):
+        raise ReferenceError(f"{path}: `{where}` holds a non-number; re-run `distillery train` to rewrite it") from None
+    return [v for v in out if math.isfinite(v)]
+
+
+@dataclass
+class Reference:
+    """What "normal" looked like when the artifact was evaluated, tied to that artifact's fingerprint.
+
+    `weighted_average`: served WAs of stage1/stage2 results on the evaluation split; `scores`: calibrated
+    per-dimension scores of the Stage-2 results; `residual_mean`/`residual_std`: student WA minus probe WA on
+    escalated articles; `rates`: optional baselines (`escalation`, `prefilter_block`) as fractions.
+    """
+
+    weighted_average: list[float] = field(default_factory=list)
+    scores: dict[str, list[float]] = field(default_factory=dict)
+    residual_mean: float | None = None
+    residual_std: float | None = None
+    fingerprint: str = ""
+    rates: dict[str, float] = field(default_factory=dict)
+    path: str = ""
+
+    @property
+    def label(self) -> str:
+        """How alerts name this reference: `artifact:<fingerprint>`."""
+        return f"artifact:{self.fingerprint[:12]}" if self.fingerprint else "artifact"
+
+    @classmethod
+    def load(cls, path: str | Path) -> Reference:
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ReferenceError(f"{path}: missing; run `distillery train` or let the monitor warm up") from None
+        except json.JSONDecodeError as err:
+            raise ReferenceError(f"{path}: not valid JSON ({err}); delete it or re-run `distillery train`") from None
+        if not isinstance(data, dict):
+            raise ReferenceError(f"{path}: expected a JSON object with `weighted_average` and `scores`")
+        scores_raw = data.get("scores") or {}
+        if not isinstance(scores_raw, dict):
+            raise ReferenceError(f"{path}: `scores` must map dimension names to lists of numbers")
+        rates_raw = data.get("rates") or {}
+        try:
+            rates = {str(k): float(v) for k, v in dict(rates_raw).items()}
+            r_mean = data.get("residual_mean")
+            r_std = data.get("residual_std")
+            r_mean = None if r_mean is None else float(r_mean)
+            r_std = None if r_std is None else float(r_std)
+        except (TypeError, ValueError):
+            raise ReferenceError(f"{path}: `rates`, `residual_mean` and `residual_std` must be numbers") from None
+        return cls(
+            weighted_average=_floats(data.get("weighted_average") or [], "weighted_average", path),
+            scores={str(k): _floats(v, f"scores.{k}", path) for k, v in scores_raw.items()},
+            residual_mean=r_mean,
+            residual_std=r_std,
+            fingerprint=str(data.get("fingerprint") or ""),
+            rates=rates,
+            path=str(path),
+        )
+
+    @classmethod
+    def for_artifacts(cls, artifacts_dir: str | Path) -> Reference | None:
+        """The reference saved in a filter's artifacts directory, or None when there is none."""
+        path = Path(artifacts_dir) / REFERENCE_FILE
+        return cls.load(path) if path.is_file() else None
+
+    def save(self, path: str | Path) -> Path:
+        """Write atomically (a reader never sees half a file)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        body = {k: v for k, v in asdict(self).items() if k != "path"}
+        write_json_atomic(path, body)
+        return path
+
+    def summary(self) -> dict[str, Any]:
+        """Sizes and means for the state report (not the raw lists)."""
+        wa = self.weighted_average
+        return {
+            "source": self.path or "artifact",
+            "fingerprint": self.fingerprint,
+            "weighted_average_n": len(wa),
+            "weighted_average_mean": sum(wa) / len(wa) if wa else None,
+            "dimensions": sorted(self.scores),
+            "residual_mean": self.residual_mean,
+            "residual_std": self.residual_std,
+            "rates": self.rates,
+        }
+
+
+def json_safe(value: Any) -> Any:
+    """Replace NaN/inf by None, recursively, so the JSON is strict."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
+
+
+def write_json_atomic(path: Path, body: Any) -> None:
+    """JSON to `path` through a temporary file and rename (NaN/inf become null)."""
+    body = json_safe(body)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(body, fh, indent=1, allow_nan=False, default=str)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
