@@ -1,0 +1,94 @@
+"""Reading and writing JSONL label rows, and the keys used to spot duplicates (URL, content, title)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+_WORD_RE = re.compile(r"\w+", re.UNICODE)
+_TRACKING = ("utm_", "fbclid", "gclid", "mc_cid", "mc_eid", "ref", "rss", "cmpid", "ocid")
+
+
+class DataFileError(ValueError):
+    """A label file that cannot be read; the message names the file and line and what to do."""
+
+
+def read_rows(path: str | Path) -> list[tuple[int, dict[str, Any]]]:
+    """(line number, row) for every object in a JSONL file."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataFileError(f"{path}: no such file; pass a JSONL file of labelled rows {{id, title, text, scores}}")
+    out: list[tuple[int, dict[str, Any]]] = []
+    with path.open(encoding="utf-8") as fh:
+        for n, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise DataFileError(f"{path}:{n}: not valid JSON ({err.msg}); fix or remove the line") from None
+            if not isinstance(row, dict):
+                raise DataFileError(f"{path}:{n}: expected a JSON object per line, got {type(row).__name__}")
+            out.append((n, row))
+    return out
+
+
+def write_rows(path: Path, rows: Iterable[Mapping[str, Any]]) -> int:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    n = 0
+    with path.open("w", encoding="utf-8") as fh:
+        for row in rows:
+            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+            n += 1
+    return n
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def row_text(row: Mapping[str, Any]) -> str:
+    return str(row.get("text") or row.get("content") or "").strip()
+
+
+def normalize_url(url: str) -> str:
+    """Lower-case scheme/host, no `www.`, no fragment, no tracking parameters, no trailing slash."""
+    url = (url or "").strip()
+    if not url:
+        return ""
+    parts = urlsplit(url)
+    host = parts.netloc.lower().removeprefix("www.")
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
+             if not k.lower().startswith(_TRACKING)]
+    return urlunsplit(("", host, parts.path.rstrip("/"), urlencode(sorted(query)), ""))
+
+
+def content_key(row: Mapping[str, Any]) -> str:
+    """Hash of the case- and whitespace-normalised title + text."""
+    text = f"{row.get('title') or ''}\n{row_text(row)}".lower()
+    return hashlib.sha256(" ".join(text.split()).encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def title_words(title: str) -> list[str]:
+    return _WORD_RE.findall((title or "").lower())
+
+
+def parse_time(value: Any) -> datetime:
+    """An `analyzed_at` timestamp as an aware datetime; missing or unreadable sorts oldest."""
+    if isinstance(value, str) and value:
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return datetime.min.replace(tzinfo=UTC)
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return datetime.min.replace(tzinfo=UTC)
