@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -19,6 +20,20 @@ log = logging.getLogger(__name__)
 
 STATE_SCHEMA_VERSION = 1
 SCORED_STAGES = ("stage1", "stage2")
+STATE_ENV = "DISTILLERY_MONITOR_STATE"
+CONFIG_ENV_PREFIX = "DISTILLERY_MONITOR_"
+
+
+def default_state_path(environ: Mapping[str, str] | None = None) -> Path:
+    """Where the monitor agent writes its state and `distillery monitor report` reads it.
+
+    `DISTILLERY_MONITOR_STATE`, else `$XDG_STATE_HOME/distillery/monitor_state.json` (~/.local/state by default).
+    """
+    env = os.environ if environ is None else environ
+    if env.get(STATE_ENV):
+        return Path(env[STATE_ENV]).expanduser()
+    base = Path(env.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
+    return base / "distillery" / "monitor_state.json"
 
 
 @dataclass
@@ -47,6 +62,34 @@ class MonitorConfig:
     min_reference_size: int = 200
     seen_articles: int = 100_000  # LRU of article ids for the global (per-article) rates
     keep_alerts: int = 100
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> MonitorConfig:
+        """Defaults overridden by `DISTILLERY_MONITOR_<FIELD>` variables (e.g. DISTILLERY_MONITOR_WARMUP=300)."""
+        env = os.environ if environ is None else environ
+        config, values = cls(), {}
+        for f in fields(cls):
+            raw = env.get(CONFIG_ENV_PREFIX + f.name.upper(), "")
+            if raw == "":
+                continue
+            current = getattr(config, f.name)
+            try:
+                if isinstance(current, tuple):
+                    values[f.name] = tuple(x.strip() for x in raw.split(",") if x.strip())
+                elif isinstance(current, bool):
+                    values[f.name] = raw.lower() in ("1", "true", "yes")
+                elif isinstance(current, (int, float)):
+                    values[f.name] = type(current)(raw)
+                else:
+                    values[f.name] = raw
+            except ValueError:
+                raise ValueError(
+                    f"{CONFIG_ENV_PREFIX}{f.name.upper()}={raw!r} is not a valid {type(current).__name__}"
+                ) from None
+        if values.get("reference", "auto") not in ("auto", "artifact", "warmup"):
+            got = values["reference"]
+            raise ValueError(f"{CONFIG_ENV_PREFIX}REFERENCE must be auto, artifact or warmup, got {got!r}")
+        return replace(config, **values, **overrides)
 
 
 def _get(record: Any, name: str, default: Any = None) -> Any:
@@ -220,9 +263,16 @@ class Monitor:
     # ---- construction -----------------------------------------------------------------------------------------------
     @classmethod
     def from_artifacts(
-        cls, filters: Iterable[str] | None = None, config: MonitorConfig | None = None, metrics: Metrics | None = None
+        cls,
+        filters: Iterable[str] | None = None,
+        config: MonitorConfig | None = None,
+        metrics: Metrics | None = None,
+        strict: bool = True,
     ) -> Monitor:
-        """References from each filter's `artifacts/reference.json` (newest shipped version); warm-up otherwise."""
+        """References from each filter's `artifacts/reference.json` (newest shipped version); warm-up otherwise.
+
+        With `strict=False` an unknown filter is monitored with warm-up references and equal weights.
+        """
         from filters.spec import SpecError, available, resolve_spec
 
         names = list(filters) if filters is not None else sorted(available())
@@ -232,6 +282,10 @@ class Monitor:
             try:
                 spec = resolve_spec(name)
             except (SpecError, FileNotFoundError) as err:
+                if not strict:
+                    log.warning("monitor: no spec for filter %r (%s); warm-up references, equal weights", name, err)
+                    weights[name] = {}
+                    continue
                 raise ValueError(f"monitor: unknown filter {name!r} ({err}); see `distillery filters list`") from err
             weights[spec.name] = dict(zip(spec.dimension_names, spec.weights, strict=True))
             try:

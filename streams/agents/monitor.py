@@ -1,0 +1,70 @@
+"""The monitor agent: scores.*, blocked and DLQ records -> drift detectors -> alerts.drift, gauges, a state file."""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from monitoring.alerts import Alert
+from monitoring.monitor import Monitor, MonitorConfig, default_state_path
+from streams import records
+from streams.app import WorkerContext, metrics
+
+log = logging.getLogger("distillery.monitor")
+STATE_INTERVAL_ENV = "DISTILLERY_MONITOR_STATE_INTERVAL"
+BATCH = 256
+
+
+def alert_record(alert: Alert) -> tuple[bytes, bytes]:
+    """(key, value) of one alert on `alerts.drift`: keyed by filter:signal so one signal stays in order."""
+    body = {k: v for k, v in alert.as_dict().items() if k != "schema_version"}
+    return alert.key.encode(), records.encode("drift_alert", body)
+
+
+def _filters(ctx: WorkerContext) -> list[str]:
+    if ctx.filters:
+        return list(ctx.filters)
+    from filters.spec import available
+
+    names = sorted(available())
+    log.warning("monitor: no filters given; watching the shipped ones: %s", ", ".join(names))
+    return names
+
+
+def register(app: Any, ctx: WorkerContext) -> None:
+    """One agent over every scores topic plus blocked and DLQ; a timer exports gauges and writes the state file."""
+    names = _filters(ctx)
+    monitor = Monitor.from_artifacts(names, config=MonitorConfig.from_env(), metrics=metrics(), strict=False)
+    state_path = default_state_path()
+    interval = float(os.environ.get(STATE_INTERVAL_ENV, "") or 5.0)
+    topics = [ctx.topics.scores(f) for f in names] + [ctx.topics.blocked, ctx.topics.dlq]
+    source = app.topic(*topics, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw",
+                       internal=False)
+    log.info("monitor: watching %s; state file %s", ", ".join(topics), state_path)
+
+    @app.agent(source, name="monitor")
+    async def watch(stream: Any) -> None:
+        async for events in stream.noack_take(BATCH, within=1.0):
+            alerts: list[Alert] = []
+            for event in events:
+                try:
+                    alerts += monitor.observe(records.decode(event.value))
+                except Exception as exc:  # a bad record or a detector bug must not stop scoring in this worker
+                    monitor.ignored += 1
+                    log.warning("monitor: skipped a record from %s: %r", event.message.topic, exc)
+            try:
+                await ctx.send_all([(ctx.topics.drift, *alert_record(a)) for a in alerts])
+            except Exception as exc:  # Kafka unreachable: exit unacked so the batch is replayed
+                ctx.crash(exc, "monitor agent")
+            for event in events:
+                await stream.ack(event)
+
+    @app.timer(interval, name="monitor-state")
+    async def flush_state() -> None:
+        monitor.publish_metrics()
+        try:
+            monitor.save_state(state_path)
+        except OSError as err:
+            log.warning("monitor: cannot write state file %s: %s (set DISTILLERY_MONITOR_STATE)", state_path, err)
+
