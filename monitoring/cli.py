@@ -1,9 +1,68 @@
-"""Commands of this package for the `distillery` CLI (registered by streams.cli)."""
+"""Commands of this package for the `distillery` CLI (registered by streams.cli): `distillery monitor ...`."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import typer
+
+monitor_app = typer.Typer(help="Drift monitoring: detector states and alerts.", no_args_is_help=True)
+
+
+def _read_records(path: Path) -> list[dict]:
+    """Decoded JSON objects, one per line (results, blocked and dead-letter records)."""
+    if not path.is_file():
+        raise typer.BadParameter(f"{path} does not exist: pass a JSONL file of result records (e.g. scores output)")
+    out = []
+    for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise typer.BadParameter(f"{path}:{i} is not JSON ({err}); one record per line") from None
+        if isinstance(value, dict):
+            out.append(value)
+    return out
+
+
+@monitor_app.command("report")
+def report(
+    state: Path = typer.Option(None, help="Monitor state file (default: DISTILLERY_MONITOR_STATE or "
+                                          "~/.local/state/distillery/monitor_state.json)."),
+    replay: Path = typer.Option(None, help="Instead of a state file, replay a JSONL of result/blocked/DLQ records "
+                                           "through a fresh monitor."),
+    filter_name: list[str] = typer.Option(None, "--filter", help="Only these filters (repeatable)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the raw state as JSON."),
+    write_state: Path = typer.Option(None, help="With --replay: also write the resulting state to this file."),
+) -> None:
+    """Print the current drift detector states per filter, the global rates and the latest alerts."""
+    from monitoring.monitor import Monitor, MonitorConfig, default_state_path
+    from monitoring.report import StateError, load_state, print_report
+
+    if replay is not None:
+        records = _read_records(replay)
+        names = sorted({str(r["filter"]) for r in records if r.get("filter")})
+        monitor = Monitor.from_artifacts(names, config=MonitorConfig.from_env(), strict=False)
+        monitor.observe_many(records)
+        data = monitor.state()
+        if write_state is not None:
+            monitor.save_state(write_state)
+    else:
+        try:
+            data = load_state(state or default_state_path())
+        except StateError as err:
+            typer.echo(f"error: {err}", err=True)
+            raise typer.Exit(1) from None
+    if as_json:
+        from monitoring.reference import json_safe
+
+        typer.echo(json.dumps(json_safe(data), indent=1, default=str, allow_nan=False))
+        return
+    print_report(data, filter_name or None)
 
 
 def register(app: typer.Typer) -> None:
     """Add this package's commands to the root app."""
+    app.add_typer(monitor_app, name="monitor")
