@@ -139,3 +139,30 @@ def test_merge_refuses_mixed_filters_without_filter_option(tmp_path):
     with pytest.raises(ValueError, match="several filters .* pass --filter NAME"):
         merge([a, b], tmp_path / "m.jsonl")
     assert merge([a, b], tmp_path / "m.jsonl", filter_name="tiny")["skipped_other_filter"] == 1
+
+
+def test_data_commands(tiny_spec_data, tmp_path):
+    import typer
+    import yaml
+    from typer.testing import CliRunner
+
+    from models.workflow_cli import register
+
+    app = typer.Typer()
+    register(app)
+    spec_path = tmp_path / "tiny" / "v1" / "filter.yaml"
+    spec_path.parent.mkdir(parents=True)
+    spec_path.write_text(yaml.safe_dump(tiny_spec_data))
+    a = _write(tmp_path / "a.jsonl", [_row(i) for i in range(15)])
+    b = _write(tmp_path / "b.jsonl", [_row(i, analyzed_at="2026-05-01T00:00:00Z") for i in range(10, 20)])
+    merged = tmp_path / "m.jsonl"
+    res = CliRunner().invoke(app, ["data", "merge", str(a), str(b), "--output", str(merged)])
+    assert res.exit_code == 0, res.output
+    assert "merged 25 rows from 2 files -> 20 rows (5 older labels superseded)" in res.output
+    res = CliRunner().invoke(app, ["data", "prepare", "--filter", str(spec_path), "--input", str(merged),
+                                   "--out", str(tmp_path / "splits")])
+    assert res.exit_code == 0, res.output
+    assert "kept 20 rows" in res.output and (tmp_path / "splits" / "train.jsonl").exists()
+    bad = CliRunner().invoke(app, ["data", "prepare", "--filter", str(spec_path), "--input",
+                                   str(tmp_path / "missing.jsonl"), "--out", str(tmp_path / "x")])
+    assert bad.exit_code == 2 and "missing.jsonl: no such file" in bad.output
