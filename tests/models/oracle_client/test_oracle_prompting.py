@@ -54,3 +54,11 @@ def test_content_hash_ignores_metadata_but_not_text():
     a = {"title": "A", "text": "B", "url": "https://x.org/1"}
     assert content_hash(a) == content_hash({**a, "url": "https://y.org/2"})
     assert content_hash(a) != content_hash({**a, "text": "C"})
+
+
+def test_every_shipped_non_draft_filter_has_a_usable_prompt():
+    from filters.spec import load_spec, spec_paths
+
+    specs = [load_spec(p) for p in spec_paths()]
+    checked = [s.key for s in specs if s.status != "draft" and Prompt.for_spec(s).hash]
+    assert checked, "no shipped filter specs found"
