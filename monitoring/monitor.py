@@ -259,6 +259,7 @@ class Monitor:
         self.records = 0
         self.ignored = 0
         self.started_at = self.clock()
+        self.spotcheck: dict[str, Any] | None = None  # oracle spot-check state, set by the agent when enabled
 
     # ---- construction -----------------------------------------------------------------------------------------------
     @classmethod
@@ -464,6 +465,7 @@ class Monitor:
                 "detectors": glob,
             },
             "filters": filters,
+            "spotcheck": self.spotcheck,
             "alerts": [a.as_dict() for a in self.alerts],
         }
 

@@ -33,7 +33,8 @@ class Reference:
 
     `weighted_average`: served WAs of stage1/stage2 results on the evaluation split; `scores`: calibrated
     per-dimension scores of the Stage-2 results; `residual_mean`/`residual_std`: student WA minus probe WA on
-    escalated articles; `rates`: optional baselines (`escalation`, `prefilter_block`) as fractions.
+    escalated articles; `rates`: optional baselines (`escalation`, `prefilter_block`) as fractions;
+    `heldout_mae`: served-WA MAE against the oracle on the test split (the spot-check's baseline).
     """
 
     weighted_average: list[float] = field(default_factory=list)
@@ -42,6 +43,7 @@ class Reference:
     residual_std: float | None = None
     fingerprint: str = ""
     rates: dict[str, float] = field(default_factory=dict)
+    heldout_mae: float | None = None  # WA MAE vs the oracle on the test split (baseline of the spot-check)
     path: str = ""
 
     @property
@@ -70,8 +72,10 @@ class Reference:
             r_std = data.get("residual_std")
             r_mean = None if r_mean is None else float(r_mean)
             r_std = None if r_std is None else float(r_std)
+            heldout = data.get("heldout_mae")
+            heldout = None if heldout is None else float(heldout)
         except (TypeError, ValueError):
-            raise ReferenceError(f"{path}: `rates`, `residual_mean` and `residual_std` must be numbers") from None
+            raise ReferenceError(f"{path}: `rates`, `residual_*` and `heldout_mae` must be numbers") from None
         return cls(
             weighted_average=_floats(data.get("weighted_average") or [], "weighted_average", path),
             scores={str(k): _floats(v, f"scores.{k}", path) for k, v in scores_raw.items()},
@@ -79,6 +83,7 @@ class Reference:
             residual_std=r_std,
             fingerprint=str(data.get("fingerprint") or ""),
             rates=rates,
+            heldout_mae=heldout,
             path=str(path),
         )
 
@@ -108,6 +113,7 @@ class Reference:
             "residual_mean": self.residual_mean,
             "residual_std": self.residual_std,
             "rates": self.rates,
+            "heldout_mae": self.heldout_mae,
         }
 
 

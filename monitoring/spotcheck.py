@@ -205,3 +205,91 @@ def oracle_scorer(spec: Any, client: Any, max_words: int | None = 800) -> Oracle
         return validate_response(spec, extract_json(completion.reply.text)).scores
 
     return score
+
+
+SPOTCHECK_ENV = "DISTILLERY_SPOTCHECK_"
+
+
+class SpotCheckRunner:
+    """Glue for the monitor agent: remembers recent articles, samples served results, runs due checks.
+
+    Results carry no article text, so the agent also feeds `articles.embedded` records to `remember` (a
+    bounded LRU of the last `articles` articles); a result whose article was not seen is not sampled.
+    """
+
+    def __init__(self, sampler: StratifiedSampler, check: SpotCheck, oracles: Mapping[str, OracleFn],
+                 articles: int = 2_000) -> None:
+        from collections import OrderedDict
+
+        self.sampler = sampler
+        self.check = check
+        self.oracles = dict(oracles)
+        self.capacity = articles
+        self._articles: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self.busy = False
+        self.offered = 0
+
+    def remember(self, article: Mapping[str, Any]) -> None:
+        ident = str(article.get("id") or "")
+        if not ident:
+            return
+        self._articles[ident] = dict(article)
+        self._articles.move_to_end(ident)
+        if len(self._articles) > self.capacity:
+            self._articles.popitem(last=False)
+
+    def offer(self, result: Mapping[str, Any], now: float) -> None:
+        """Consider one result record for the sample (stage1/stage2 of a filter with an oracle)."""
+        name = str(result.get("filter") or "")
+        if result.get("stage") not in ("stage1", "stage2") or name not in self.oracles:
+            return
+        article = self._articles.get(str(result.get("article_id") or ""))
+        wa = result.get("weighted_average")
+        if article is None or wa is None:
+            return
+        self.offered += 1
+        self.sampler.offer(name, article, float(wa), now)
+
+    async def run_due(self, now: float) -> list[Alert]:
+        """Check every sample of the periods that ended; one run at a time (`busy`)."""
+        if self.busy:
+            return []
+        self.busy = True
+        try:
+            alerts: list[Alert] = []
+            for sample in self.sampler.due(now):
+                alerts += await self.check.check([sample], self.oracles[sample.filter], now)
+            return alerts
+        finally:
+            self.busy = False
+
+    @classmethod
+    def from_env(cls, filters: Sequence[str], heldout_mae: Mapping[str, float], metrics: Metrics | None = None,
+                 environ: Mapping[str, str] | None = None) -> SpotCheckRunner | None:
+        """Built from DISTILLERY_SPOTCHECK_{PROVIDER,MODEL,K,PERIOD,MARGIN}; None when no provider is set."""
+        import logging
+        import os
+
+        from filters.spec import SpecError, resolve_spec
+        from models.oracle.client import OracleClient
+        from models.oracle.providers import make_provider
+
+        env = os.environ if environ is None else environ
+        provider = env.get(SPOTCHECK_ENV + "PROVIDER", "")
+        if not provider:
+            return None
+        model = env.get(SPOTCHECK_ENV + "MODEL", "")
+        if not model:
+            raise ValueError(f"{SPOTCHECK_ENV}PROVIDER={provider} needs {SPOTCHECK_ENV}MODEL (the oracle's model id)")
+        client = OracleClient(make_provider(provider), model, concurrency=2)
+        oracles: dict[str, OracleFn] = {}
+        for name in filters:
+            try:
+                oracles[name] = oracle_scorer(resolve_spec(name), client)
+            except (SpecError, FileNotFoundError) as err:
+                logging.getLogger(__name__).warning("spot-check: skipping filter %s: %s", name, err)
+        sampler = StratifiedSampler(k=int(env.get(SPOTCHECK_ENV + "K", "") or 20),
+                                    period_s=float(env.get(SPOTCHECK_ENV + "PERIOD", "") or 3_600.0))
+        check = SpotCheck(heldout_mae, spec_weighted, margin=float(env.get(SPOTCHECK_ENV + "MARGIN", "") or 0.3),
+                          metrics=metrics)
+        return cls(sampler, check, oracles)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
+import time
 from typing import Any
 
 from monitoring.alerts import Alert
 from monitoring.monitor import Monitor, MonitorConfig, default_state_path
+from monitoring.spotcheck import SpotCheckRunner
 from streams import records
 from streams.app import WorkerContext, metrics
 
@@ -39,6 +42,10 @@ def register(app: Any, ctx: WorkerContext) -> None:
     state_path = default_state_path()
     interval = float(os.environ.get(STATE_INTERVAL_ENV, "") or 5.0)
     topics = [ctx.topics.scores(f) for f in names] + [ctx.topics.blocked, ctx.topics.dlq]
+    heldout = {n: r.heldout_mae for n, r in monitor.references.items() if r.heldout_mae is not None}
+    spot = SpotCheckRunner.from_env(names, heldout, metrics())  # None unless DISTILLERY_SPOTCHECK_PROVIDER is set
+    if spot is not None:
+        topics.append(ctx.topics.embedded)  # results carry no article text; the spot-check needs it
     source = app.topic(*topics, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw",
                        internal=False)
     log.info("monitor: watching %s; state file %s", ", ".join(topics), state_path)
@@ -49,7 +56,13 @@ def register(app: Any, ctx: WorkerContext) -> None:
             alerts: list[Alert] = []
             for event in events:
                 try:
-                    alerts += monitor.observe(records.decode(event.value))
+                    value = records.decode(event.value)
+                    if spot is not None and value.get("kind") == "embedded":
+                        spot.remember(value.get("article") or {})
+                        continue
+                    alerts += monitor.observe(value)
+                    if spot is not None and value.get("kind") == "result":
+                        spot.offer(value, time.time())
                 except Exception as exc:  # a bad record or a detector bug must not stop scoring in this worker
                     monitor.ignored += 1
                     log.warning("monitor: skipped a record from %s: %r", event.message.topic, exc)
@@ -60,8 +73,20 @@ def register(app: Any, ctx: WorkerContext) -> None:
             for event in events:
                 await stream.ack(event)
 
+    async def spot_check() -> None:
+        assert spot is not None
+        alerts = await spot.run_due(time.time())
+        monitor.spotcheck = spot.check.state()
+        for alert in alerts:
+            log.warning("drift alert: %s", alert.summary())
+            metrics().drift_alert(alert)
+            monitor.alerts.append(alert)
+        await ctx.send_all([(ctx.topics.drift, *alert_record(a)) for a in alerts])
+
     @app.timer(interval, name="monitor-state")
     async def flush_state() -> None:
+        if spot is not None and not spot.busy:
+            asyncio.ensure_future(spot_check())  # oracle calls take seconds: never hold the timer
         monitor.publish_metrics()
         try:
             monitor.save_state(state_path)

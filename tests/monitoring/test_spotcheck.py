@@ -7,7 +7,7 @@ import json
 import pytest
 
 from monitoring.metrics import Metrics
-from monitoring.spotcheck import Sample, SpotCheck, StratifiedSampler, oracle_scorer, stratum
+from monitoring.spotcheck import Sample, SpotCheck, SpotCheckRunner, StratifiedSampler, oracle_scorer, stratum
 
 
 def _plain_mean(_filter: str, scores) -> float:
@@ -98,3 +98,33 @@ async def test_oracle_scorer_renders_the_prompt_and_validates_the_reply(tiny_spe
     scores = await score({"id": "x", "title": "A made-up title", "content": "Some made-up body text."})
     assert scores == {d: 2.5 for d in tiny_spec.dimension_names}  # the spec's "reckoning" penalty, applied in code
     assert "A made-up title" in prompts[0] and prompts[0].startswith("Score this:")
+
+
+async def test_runner_samples_only_results_with_a_known_article_and_checks_when_due():
+    check = SpotCheck({"tiny": 0.2}, _plain_mean, margin=0.1, min_samples=2)
+    asked = []
+
+    async def oracle(article):
+        asked.append(article["id"])
+        return {"a": 8.0}
+
+    runner = SpotCheckRunner(StratifiedSampler(k=10, period_s=100), check, {"tiny": oracle}, articles=3)
+    for i in range(5):
+        runner.remember({"id": f"a{i}", "title": "made up", "content": "made up"})  # a0, a1 fall out of the LRU
+    for i in range(5):
+        runner.offer({"kind": "result", "filter": "tiny", "stage": "stage2", "article_id": f"a{i}",
+                      "weighted_average": 2.0 + i}, now=10.0)
+    runner.offer({"filter": "tiny", "stage": "prefilter", "article_id": "a4", "weighted_average": 0.0}, now=10.0)
+    runner.offer({"filter": "other", "stage": "stage1", "article_id": "a4", "weighted_average": 1.0}, now=10.0)
+    assert runner.offered == 3
+    assert await runner.run_due(now=50.0) == []  # period not over
+    alerts = await runner.run_due(now=100.0)
+    assert sorted(asked) == ["a2", "a3", "a4"]
+    assert len(alerts) == 1 and alerts[0].signal == "live_mae"
+    assert check.state()["tiny"]["n"] == 3
+
+
+def test_runner_from_env_is_off_without_a_provider_and_needs_a_model():
+    assert SpotCheckRunner.from_env(["tiny"], {}, environ={}) is None
+    with pytest.raises(ValueError, match="needs DISTILLERY_SPOTCHECK_MODEL"):
+        SpotCheckRunner.from_env(["tiny"], {}, environ={"DISTILLERY_SPOTCHECK_PROVIDER": "ollama"})
