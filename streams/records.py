@@ -101,7 +101,13 @@ def dlq_key(article_id: str | None, topic: str, partition: int, offset: int) -> 
 
 def blocked_record(rejection: Rejection) -> bytes:
     """A commerce or duplicate decision with its reason (the article itself is not repeated)."""
-    payload = rejection.payload if isinstance(rejection.payload, dict) else {}
+    payload = rejection.payload
+    if isinstance(payload, (bytes, bytearray, str)):
+        try:
+            payload = orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            payload = {}
+    payload = payload if isinstance(payload, dict) else {}
     return encode("blocked", {
         "article_id": rejection.article_id,
         "decision": rejection.kind,

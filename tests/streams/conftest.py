@@ -133,3 +133,20 @@ def collect(settings: Settings, filters: Sequence[str], done, max_time: float = 
 
 def decoded(messages: Sequence[Message]) -> list[dict]:
     return [orjson.loads(m.value) for m in messages]
+
+
+def committed(settings: Settings, group: str, topic: str) -> dict[int, int | None]:
+    """Committed offset per partition of `topic` for consumer group `group` (without joining the group)."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    async def read() -> dict[int, int | None]:
+        consumer = AIOKafkaConsumer(**settings.aiokafka_kwargs(), group_id=group, enable_auto_commit=False)
+        await consumer.start()
+        try:
+            tps = [TopicPartition(topic, p) for p in range(settings.partitions)]
+            consumer.assign(tps)
+            return {tp.partition: await consumer.committed(tp) for tp in tps}
+        finally:
+            await consumer.stop()
+
+    return asyncio.run(read())

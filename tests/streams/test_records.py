@@ -55,6 +55,8 @@ def test_blocked_record_names_decision_and_reason():
     body = orjson.loads(records.blocked_record(Rejection("commerce", "commerce:coupon", "x4", {"title": "Deal"})))
     assert (body["kind"], body["decision"], body["reason"], body["title"]) == ("blocked", "commerce",
                                                                                "commerce:coupon", "Deal")
+    from_bytes = orjson.loads(records.blocked_record(Rejection("commerce", "r", "x5", b'{"title": "Raw", "url": "u"}')))
+    assert (from_bytes["title"], from_bytes["url"]) == ("Raw", "u")
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,9 @@ import time
 from collections import Counter
 
 import pytest
-from conftest import article, collect, decoded, produce
+from conftest import article, collect, committed, decoded, produce
+
+from streams.topics import Topics
 
 pytestmark = [pytest.mark.broker, pytest.mark.timeout(240)]
 FILTERS = ("alpha", "beta")
@@ -62,6 +64,12 @@ def test_every_article_gets_one_result_per_filter_and_bad_input_goes_to_the_dlq(
     blocked = [r for r in bodies if r["kind"] == "blocked"]
     assert [(r["article_id"], r["reason"]) for r in blocked] == [("c1", "commerce:coupon")]
     assert worker.process.poll() is None, "a bad message must not stop the worker"
+    # offsets advance once outputs are out: the group's committed raw offsets reach every produced message
+    group = f"{settings.topic_prefix}distillery-prefilter+probe+stage2"
+    deadline = time.monotonic() + 20
+    while sum((committed(settings, group, Topics(settings.topic_prefix).raw)).values() or [0]) < len(lines):
+        assert time.monotonic() < deadline, "raw offsets were not committed"
+        time.sleep(0.5)
 
 
 def _assigned(log: str) -> int | None:
