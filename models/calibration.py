@@ -1,0 +1,100 @@
+"""Per-dimension isotonic calibration: fit on held-out predictions, JSON breakpoints, applied with np.interp."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sklearn.isotonic import IsotonicRegression
+
+CALIBRATION_FILE = "calibration.json"
+
+
+@dataclass
+class Calibration:
+    """x/y breakpoints per dimension; `applied` False means scores pass through unchanged (it did not help)."""
+
+    dimension_names: list[str]
+    x: list[list[float]]
+    y: list[list[float]]
+    applied: bool = True
+    stats: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def identity(cls, dimension_names: list[str], stats: dict[str, Any] | None = None) -> Calibration:
+        return cls(list(dimension_names), [[0.0, 10.0]] * len(dimension_names), [[0.0, 10.0]] * len(dimension_names),
+                   applied=False, stats=stats or {})
+
+    def apply(self, raw: np.ndarray) -> np.ndarray:
+        """Map raw (n, n_dims) scores; non-finite → 0; clamp to [0, 10]. Pass-through when not applied."""
+        raw = np.nan_to_num(np.asarray(raw, dtype=np.float64), nan=0.0, posinf=10.0, neginf=0.0)
+        if not self.applied:
+            return np.clip(raw, 0.0, 10.0)
+        out = np.empty_like(raw)
+        for d in range(raw.shape[1]):
+            out[:, d] = np.interp(raw[:, d], self.x[d], self.y[d])
+        return np.clip(out, 0.0, 10.0)
+
+    def save(self, directory: Path) -> Path:
+        directory.mkdir(parents=True, exist_ok=True)
+        path = directory / CALIBRATION_FILE
+        data = {
+            "method": "isotonic",
+            "applied": self.applied,
+            "dimensions": {d: {"x": x, "y": y} for d, x, y in zip(self.dimension_names, self.x, self.y, strict=True)},
+            "stats": self.stats,
+        }
+        path.write_text(json.dumps(data, indent=2) + "\n")
+        return path
+
+    @classmethod
+    def load(cls, directory: Path, dimension_names: list[str]) -> Calibration:
+        path = directory / CALIBRATION_FILE
+        if not path.is_file():
+            return cls.identity(dimension_names)
+        data = json.loads(path.read_text())
+        dims = data["dimensions"]
+        missing = [d for d in dimension_names if d not in dims]
+        if missing:
+            raise ValueError(
+                f"{path}: no breakpoints for dimensions {missing}; re-fit with `distillery train-step calibrate`"
+            )
+        return cls(list(dimension_names), [dims[d]["x"] for d in dimension_names],
+                   [dims[d]["y"] for d in dimension_names], bool(data.get("applied", True)), data.get("stats", {}))
+
+
+def fit_isotonic(raw: np.ndarray, target: np.ndarray, dimension_names: list[str]) -> Calibration:
+    """Fit one increasing isotonic map per dimension (`out_of_bounds='clip'`), keep its breakpoints."""
+    xs, ys = [], []
+    for d in range(raw.shape[1]):
+        iso = IsotonicRegression(y_min=0.0, y_max=10.0, out_of_bounds="clip", increasing=True)
+        iso.fit(raw[:, d], target[:, d])
+        xs.append([round(float(v), 5) for v in iso.X_thresholds_])
+        ys.append([round(float(v), 5) for v in iso.y_thresholds_])
+    return Calibration(list(dimension_names), xs, ys, applied=True)
+
+
+def fit_and_select(
+    fit_raw: np.ndarray, fit_target: np.ndarray, check_raw: np.ndarray, check_target: np.ndarray,
+    dimension_names: list[str],
+) -> Calibration:
+    """Fit on one held-out split, keep it only if it lowers MAE on another held-out split (else identity)."""
+    cal = fit_isotonic(fit_raw, fit_target, dimension_names)
+    before = float(np.abs(np.clip(check_raw, 0, 10) - check_target).mean())
+    after = float(np.abs(cal.apply(check_raw) - check_target).mean())
+    per_dim = {
+        d: {"mae_before": float(np.abs(np.clip(check_raw[:, i], 0, 10) - check_target[:, i]).mean()),
+            "mae_after": float(np.abs(cal.apply(check_raw)[:, i] - check_target[:, i]).mean()),
+            "n_breakpoints": len(cal.x[i])}
+        for i, d in enumerate(dimension_names)
+    }
+    stats = {"n_fit": int(len(fit_raw)), "n_check": int(len(check_raw)), "mae_before": before, "mae_after": after,
+             "per_dimension": per_dim}
+    if after < before:
+        cal.stats = stats
+        return cal
+    ident = Calibration.identity(dimension_names, stats)
+    return ident

@@ -1,0 +1,1 @@
+"""Training: data split, embedding cache and the orchestration of the train steps."""

@@ -1,0 +1,78 @@
+"""Train/val/test split: 80/10/10, stratified on weighted-average bins, fixed seed; exact duplicates kept together."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.model_selection import train_test_split
+
+from models.training.data import Dataset
+
+WA_BINS = (1.0, 2.0, 3.0, 4.0, 5.0, 6.0)
+
+
+@dataclass
+class Split:
+    """Row indices of each part into the source dataset."""
+
+    train: np.ndarray
+    val: np.ndarray
+    test: np.ndarray
+
+    def as_dict(self) -> dict[str, list[int]]:
+        return {"train": self.train.tolist(), "val": self.val.tolist(), "test": self.test.tolist()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, list[int]]) -> Split:
+        return cls(*(np.asarray(data[k], dtype=int) for k in ("train", "val", "test")))
+
+
+def wa_bins(wa: np.ndarray) -> np.ndarray:
+    return np.digitize(wa, WA_BINS)
+
+
+def _strata(bins: np.ndarray, min_count: int) -> np.ndarray:
+    """Merge bins too small to stratify into their lower neighbour."""
+    bins = bins.copy()
+    for b in sorted(set(bins.tolist()), reverse=True):
+        if (bins == b).sum() < min_count and b > bins.min():
+            lower = max(x for x in set(bins.tolist()) if x < b)
+            bins[bins == b] = lower
+    return bins
+
+
+def text_key(article: dict) -> str:
+    text = f"{article.get('title', '')}\n{article.get('content', '')}".strip().lower()
+    return hashlib.sha256(" ".join(text.split()).encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def split_dataset(data: Dataset, weights: list[float], seed: int = 42,
+                  fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)) -> Split:
+    """Stratified split on WA bins. Rows with identical text are grouped: the group goes where its first row goes."""
+    keys = [text_key(a) for a in data.articles]
+    first: dict[str, int] = {}
+    for i, k in enumerate(keys):
+        first.setdefault(k, i)
+    heads = np.array(sorted(set(first.values())), dtype=int)
+    wa = data.weighted_averages(weights)[heads]
+    n = len(heads)
+    if n < 10:
+        raise ValueError(f"{data.source}: {n} distinct articles are too few to split 80/10/10; give at least 10")
+    strata = _strata(wa_bins(wa), min_count=10)
+    holdout = fractions[1] + fractions[2]
+    strat = strata if min(np.bincount(strata)[np.unique(strata)]) >= 2 else None
+    tr, rest = train_test_split(np.arange(n), test_size=holdout, random_state=seed, stratify=strat)
+    rest_strata = strata[rest]
+    ok = min(np.bincount(rest_strata)[np.unique(rest_strata)]) >= 2
+    va, te = train_test_split(rest, test_size=fractions[2] / holdout, random_state=seed,
+                              stratify=rest_strata if ok else None)
+    part = {}
+    for name, idx in (("train", tr), ("val", va), ("test", te)):
+        for h in heads[idx]:
+            part[keys[h]] = name
+    groups: dict[str, list[int]] = {"train": [], "val": [], "test": []}
+    for i, k in enumerate(keys):
+        groups[part[k]].append(i)
+    return Split(*(np.asarray(groups[k], dtype=int) for k in ("train", "val", "test")))

@@ -1,0 +1,340 @@
+"""The train steps (split → embed → probe → router → student → calibrate → curve → evaluate) over one work dir."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sklearn.model_selection import KFold
+
+from filters.spec import FilterSpec
+from models.artifacts import write_manifest
+from models.calibration import Calibration, fit_isotonic
+from models.curve import route_stats, sweep, write_curve
+from models.embedding import Encoder
+from models.probe import Probe, ProbeConfig, train_probe
+from models.router import Router, choose_operating_point, fit_classifier, oof_classifier_scores, router_features
+from models.training.cache import EmbeddingCache, cache_dir
+from models.training.data import Dataset, load_dataset
+from models.training.split import Split, split_dataset
+
+log = logging.getLogger(__name__)
+
+STEPS = ("split", "embed", "probe", "router", "student", "calibrate", "curve", "evaluate")
+
+
+@dataclass
+class TrainOptions:
+    """Knobs of a training run (defaults are the shipped recipe)."""
+
+    seed: int = 42
+    folds: int = 5
+    probe: ProbeConfig = field(default_factory=ProbeConfig)
+    router_c: float = 0.05
+    fn_margin: float = 0.75  # choose the operating point at margin × the FN target (few positives: be conservative)
+    student: Any | None = None  # models.student.StudentConfig; None = its defaults
+    train_student: bool = True  # False: keep an existing artifacts/student/ (or none)
+    n_boot: int = 1000
+
+
+class TrainRun:
+    """State shared by the steps: spec, data, split and embeddings; intermediate files live in a work dir."""
+
+    def __init__(self, spec: FilterSpec, data_path: Path, out_dir: Path | None = None, *,
+                 encoder: Encoder | None = None, options: TrainOptions | None = None,
+                 workdir: Path | None = None) -> None:
+        self.spec = spec
+        self.data_path = Path(data_path)
+        self.out_dir = out_dir or spec.artifacts_dir
+        self.encoder = encoder or Encoder.shared()
+        self.options = options or TrainOptions()
+        self.workdir = workdir or cache_dir() / "runs" / f"{spec.name}-v{spec.version}"
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self._data: Dataset | None = None
+        self._split: Split | None = None
+        self._emb: np.ndarray | None = None
+        self.metrics: dict[str, Any] = self._load_json("metrics.json") or {}
+
+    # -- helpers ---------------------------------------------------------------------------------------
+    def _load_json(self, name: str) -> Any:
+        path = self.workdir / name
+        return json.loads(path.read_text()) if path.is_file() else None
+
+    def _save_json(self, name: str, data: Any) -> None:
+        (self.workdir / name).write_text(json.dumps(data, indent=2) + "\n")
+
+    def _record(self, step: str, metrics: dict[str, Any]) -> dict[str, Any]:
+        self.metrics[step] = metrics
+        self._save_json("metrics.json", self.metrics)
+        self.write_manifest()
+        return metrics
+
+    @property
+    def data(self) -> Dataset:
+        if self._data is None:
+            self._data = load_dataset(self.data_path, self.spec)
+        return self._data
+
+    @property
+    def split(self) -> Split:
+        if self._split is None:
+            stored = self._load_json("split.json")
+            if stored and stored.get("data_sha256") == self.data.data_hash and stored.get("seed") == self.options.seed:
+                self._split = Split.from_dict(stored)
+            else:
+                self.step_split()
+        assert self._split is not None
+        return self._split
+
+    @property
+    def embeddings(self) -> np.ndarray:
+        if self._emb is None:
+            self._emb = EmbeddingCache(self.encoder).embed(self.data.articles)
+        return self._emb
+
+    def rows(self, idx: np.ndarray) -> list[dict[str, Any]]:
+        """Data rows for the student API: article fields + `scores`."""
+        dims = self.spec.dimension_names
+        return [{**self.data.articles[i], "scores": dict(zip(dims, map(float, self.data.labels[i]), strict=True))}
+                for i in idx]
+
+    def positive(self, idx: np.ndarray) -> np.ndarray:
+        return self.data.weighted_averages(self.spec.weights)[idx] >= self.spec.protected_threshold
+
+    def write_manifest(self) -> dict[str, Any]:
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        student = None
+        student_json = self.out_dir / "student" / "student.json"
+        if student_json.is_file():
+            meta = json.loads(student_json.read_text())
+            student = {"recipe": meta.get("recipe_fingerprint"), "base_model": meta.get("base_model"),
+                       "kind": meta.get("kind")}
+        return write_manifest(
+            self.out_dir, self.spec, embedding=self.encoder.fingerprint(), student=student,
+            training_data={"path": str(self.data_path), "sha256": self.data.data_hash, "rows": len(self.data),
+                           "split_seed": self.options.seed,
+                           "split_sizes": {k: len(v) for k, v in self.split.as_dict().items()}},
+            metrics=self.metrics,
+        )
+
+    # -- steps -----------------------------------------------------------------------------------------
+    def step_split(self) -> dict[str, Any]:
+        split = split_dataset(self.data, self.spec.weights, seed=self.options.seed)
+        self._split = split
+        self._save_json("split.json", {**split.as_dict(), "data_sha256": self.data.data_hash,
+                                       "seed": self.options.seed})
+        wa = self.data.weighted_averages(self.spec.weights)
+        info = {k: {"n": len(v), "protected": int((wa[v] >= self.spec.protected_threshold).sum())}
+                for k, v in split.as_dict().items()}
+        all_equal = int((self.data.labels.max(1) == self.data.labels.min(1)).sum())
+        return self._record("split", {**info, "all_equal_rows": all_equal,
+                                      "all_zero_rows": int((self.data.labels.max(1) == 0).sum())})
+
+    def step_embed(self) -> dict[str, Any]:
+        t0 = time.perf_counter()
+        emb = self.embeddings
+        return self._record("embed", {"n": int(len(emb)), "dimension": int(emb.shape[1]),
+                                      "seconds": round(time.perf_counter() - t0, 1), **self.encoder.fingerprint()})
+
+    def step_probe(self) -> dict[str, Any]:
+        """K-fold out-of-fold probe predictions over train (router features), then the shipped probe."""
+        s, x, y, opt = self.split, self.embeddings, self.data.labels, self.options
+        oof = np.zeros((len(s.train), y.shape[1]), dtype=np.float32)
+        fold_cfg = ProbeConfig(**{**asdict(opt.probe), "seeds": opt.probe.seeds[:1]})
+        from tqdm import tqdm
+
+        folds = KFold(opt.folds, shuffle=True, random_state=opt.seed).split(s.train)
+        for tr, te in tqdm(list(folds), desc="probe out-of-fold", unit="fold"):
+            p = train_probe(x[s.train[tr]], y[s.train[tr]], x[s.val], y[s.val], self.spec.dimension_names,
+                            self.spec.weights, fold_cfg)
+            oof[te] = p.predict(x[s.train[te]])
+        np.save(self.workdir / "probe_oof.npy", oof)
+        t0 = time.perf_counter()
+        probe = train_probe(x[s.train], y[s.train], x[s.val], y[s.val], self.spec.dimension_names, self.spec.weights,
+                            opt.probe)
+        probe.save(self.out_dir)
+        w = np.asarray(self.spec.weights)
+        metrics = {**probe.metrics, "seconds": round(time.perf_counter() - t0, 1),
+                   "oof_train_mae": float(np.abs(oof - y[s.train]).mean()),
+                   "oof_train_wa_mae": float(np.abs(oof @ w - y[s.train] @ w).mean())}
+        return self._record("probe", metrics)
+
+    def step_router(self) -> dict[str, Any]:
+        """Baseline (probe WA threshold) and classifier routers; operating points on OOF-train + val positives."""
+        from models.probe import Probe
+
+        s, x, opt = self.split, self.embeddings, self.options
+        probe = Probe.load(self.out_dir)
+        oof = np.load(self.workdir / "probe_oof.npy")
+        val_scores = probe.predict(x[s.val])
+        w = self.spec.weights
+        pos_tr, pos_va = self.positive(s.train), self.positive(s.val)
+        pool_pos = np.concatenate([pos_tr, pos_va])
+        target = self.spec.hybrid.max_false_negative_rate * opt.fn_margin
+        pt = self.spec.protected_threshold
+
+        # baseline: the anchor's probe-WA threshold
+        wa_pool = np.concatenate([oof @ np.asarray(w), probe.weighted_average(val_scores)])
+        base = Router("wa_threshold", choose_operating_point(wa_pool, pool_pos, target), pt)
+        # classifier: P(WA >= protected edge) from the standardised embedding + probe outputs
+        f_tr = router_features(probe.standardise(x[s.train]), oof, w)
+        f_va = router_features(probe.standardise(x[s.val]), val_scores, w)
+        oof_p = oof_classifier_scores(f_tr, pos_tr, opt.folds, opt.router_c, opt.seed)
+        coef, b = fit_classifier(f_tr, pos_tr, opt.router_c, opt.seed)
+        clf = Router("classifier", 0.0, pt, coef, b)
+        p_pool = np.concatenate([oof_p, clf.statistic(f_va, probe.weighted_average(val_scores))])
+        clf = clf.with_threshold(choose_operating_point(p_pool, pool_pos, target))
+
+        metrics: dict[str, Any] = {"fn_target": self.spec.hybrid.max_false_negative_rate, "fn_selection": target,
+                                   "selection_pool": {"n": int(len(pool_pos)), "protected": int(pool_pos.sum())}}
+        for r, stat in ((base, wa_pool), (clf, p_pool)):
+            r.metrics = {"selection": route_stats(stat, pool_pos, r.threshold),
+                         "val": route_stats(stat[len(pos_tr):], pos_va, r.threshold)}
+            metrics[r.kind] = r.metrics
+        chosen = min((base, clf), key=lambda r: r.metrics["selection"]["stage2_share"])
+        other = base if chosen is clf else clf
+        chosen.save(self.out_dir, "router")
+        other.save(self.out_dir, "router_baseline" if other is base else "router_alternative")
+        metrics["shipped"] = chosen.kind
+        np.save(self.workdir / "router_pool.npy", np.stack([wa_pool, p_pool, pool_pos.astype(float)]))
+        return self._record("router", metrics)
+
+    def step_student(self) -> dict[str, Any]:
+        """Train the Stage-2 student through models.student (or keep the one already in artifacts/student/)."""
+        student_dir = self.out_dir / "student"
+        if not self.options.train_student:
+            if (student_dir / "student.json").is_file():
+                meta = json.loads((student_dir / "student.json").read_text())
+                return self._record("student", {"kept_existing": True, **{k: meta.get(k) for k in ("best_epoch",)},
+                                                "val": meta.get("metrics", {}).get("val")})
+            return self._record("student", {"skipped": True})
+        from models.student import StudentConfig, train_student
+
+        s = self.split
+        config = self.options.student or StudentConfig()
+        metrics = train_student(self.spec, self.rows(s.train), self.rows(s.val), student_dir, config)
+        return self._record("student", {"trained": True, **{k: v for k, v in metrics.items() if k != "history"}})
+
+    def _student_raw(self, idx: np.ndarray, name: str) -> np.ndarray | None:
+        """Raw student predictions for rows `idx`, cached in the work dir by adapter digest."""
+        student_dir = self.out_dir / "student"
+        if not (student_dir / "student.json").is_file():
+            return None
+        from models.student import Student
+
+        student = Student.load(student_dir)
+        key = student.fingerprint()["adapter_sha256"]
+        path = self.workdir / f"student_{name}_{key}.npy"
+        if path.is_file():
+            return np.load(path)
+        raw = student.predict(self.rows(idx), batch_size=32)
+        np.save(path, raw)
+        return raw
+
+    def step_calibrate(self) -> dict[str, Any]:
+        """Isotonic on the student's val predictions; kept only if a 2-fold cross-fit on val lowers MAE."""
+        s, y, dims = self.split, self.data.labels, self.spec.dimension_names
+        raw = self._student_raw(s.val, "val")
+        if raw is None:
+            Calibration.identity(dims, {"note": "no student; nothing to calibrate"}).save(self.out_dir)
+            return self._record("calibrate", {"applied": False, "note": "no student"})
+        yv = y[s.val]
+        rng = np.random.default_rng(self.options.seed)
+        order = rng.permutation(len(s.val))
+        halves = (order[: len(order) // 2], order[len(order) // 2:])
+        before, after = [], []
+        for a, b in (halves, halves[::-1]):
+            c = fit_isotonic(raw[a], yv[a], dims)
+            before.append(np.abs(np.clip(raw[b], 0, 10) - yv[b]).mean())
+            after.append(np.abs(c.apply(raw[b]) - yv[b]).mean())
+        cross_before, cross_after = float(np.mean(before)), float(np.mean(after))
+        final = fit_isotonic(raw, yv, dims)
+        stats = {"fitted_on": "val", "n_fit": int(len(raw)), "selection": "2-fold cross-fit on val",
+                 "mae_before": cross_before, "mae_after": cross_after, "n_check": int(len(raw))}
+        cal = final if cross_after < cross_before else Calibration.identity(dims)
+        cal.stats = stats
+        cal.applied = cross_after < cross_before
+        cal.save(self.out_dir)
+        return self._record("calibrate", {"applied": cal.applied, **stats})
+
+    def step_curve(self) -> dict[str, Any]:
+        """Sweep both routers on the test split; speed-up modelled from measured per-article Stage-1/2 costs."""
+        s, x, w = self.split, self.embeddings, np.asarray(self.spec.weights)
+        probe = Probe.load(self.out_dir)
+        scores = probe.predict(x[s.test])
+        pos = self.positive(s.test)
+        timing = self._measure_costs(s.test)
+        curves: dict[str, Any] = {}
+        for stem in ("router", "router_baseline", "router_alternative"):
+            if not (self.out_dir / f"{stem}.json").is_file():
+                continue
+            r = Router.load(self.out_dir, stem)
+            feats = router_features(probe.standardise(x[s.test]), scores, w) if r.kind == "classifier" else None
+            stat = r.statistic(feats, scores @ w)
+            op = route_stats(stat, pos, r.threshold)
+            if timing:
+                from models.curve import modelled_speedup
+
+                op["speedup_modelled"] = modelled_speedup(op["stage2_share"], timing["stage1_s_per_article"],
+                                                          timing["stage2_s_per_article"])
+            curves[r.kind] = {"shipped": stem == "router", "operating_point": op,
+                              "points": sweep(stat, pos, timing=timing)}
+        meta = {"title": f"{self.spec.key}: routing on the test split (n={len(s.test)}, protected={int(pos.sum())})",
+                "split": "test", "n": int(len(s.test)), "protected": int(pos.sum()),
+                "protected_threshold": self.spec.protected_threshold,
+                "max_false_negative_rate": self.spec.hybrid.max_false_negative_rate, "timing": timing}
+        write_curve(self.out_dir, curves, meta)
+        return self._record("curve", {k: v["operating_point"] for k, v in curves.items()} | {"timing": timing})
+
+    def _measure_costs(self, idx: np.ndarray, n: int = 128) -> dict[str, float]:
+        """Per-article wall clock of Stage 1 (probe + router on an embedding) and Stage 2 (student), measured."""
+        student_dir = self.out_dir / "student"
+        if not (student_dir / "student.json").is_file():
+            return {}
+        from models.student import Student
+
+        student = Student.load(student_dir)
+        sub = idx[:n]
+        arts = [self.data.articles[i] for i in sub]
+        student.predict(arts[:4])  # warm-up
+        t0 = time.perf_counter()
+        student.predict(arts, batch_size=16)
+        t2 = (time.perf_counter() - t0) / len(sub)
+        probe = Probe.load(self.out_dir)
+        r = Router.load(self.out_dir)
+        t0 = time.perf_counter()
+        sc = probe.predict(self.embeddings[sub])
+        r.statistic(router_features(probe.standardise(self.embeddings[sub]), sc, self.spec.weights),
+                    probe.weighted_average(sc))
+        t1 = (time.perf_counter() - t0) / len(sub)
+        return {"stage1_s_per_article": t1, "stage2_s_per_article": t2, "n_timed": int(len(sub)),
+                "device": str(student.device)}
+
+    def step_evaluate(self, out: Path | None = None) -> dict[str, Any]:
+        """Test-split evaluation through the pipeline objects (commerce gate and prefilter off)."""
+        from models.evaluation import evaluate
+        from models.pipeline import FilterModels, Pipeline
+
+        fm = FilterModels.load(self.spec, self.encoder, directory=self.out_dir)
+        pipe = Pipeline(self.encoder, {self.spec.name: fm}, None, apply_prefilter=False)
+        report = evaluate(pipe, self.spec.name, self.data.subset(self.split.test), n_boot=self.options.n_boot,
+                          artifacts_dir=self.out_dir)
+        report["split"] = "test"
+        (out or self.out_dir / "test_report.json").write_text(json.dumps(report, indent=2) + "\n")
+        summary = {k: {m: report[k][m] for m in ("mae", "wa_mae", "tier_accuracy", "spearman_wa")}
+                   for k in ("probe", "student", "hybrid") if report.get(k)}
+        summary["hybrid_routing"] = {k: report["hybrid"].get(k) for k in ("fn_rate", "stage2_share",
+                                                                           "speedup_measured")}
+        summary["calibration"] = report["calibration"]
+        return self._record("evaluate", summary)
+
+    def run(self, steps: tuple[str, ...] = STEPS) -> dict[str, Any]:
+        for step in steps:
+            log.info("step %s", step)
+            getattr(self, f"step_{step}")()
+        return self.metrics

@@ -1,0 +1,110 @@
+"""The scoring pipeline end to end on a tiny trained filter: prepare → route → stage 2, rejections, dedup."""
+
+from __future__ import annotations
+
+import numpy as np
+import orjson
+import pytest
+from model_helpers import GOOD, FakeStudent
+
+from models.pipeline import Deduper, FilterModels, Pipeline, PipelineError
+from models.records import Prepared, Rejection, Result, Stage2Request
+
+
+def article(i: int, good: int, **extra) -> dict:
+    words = GOOD[:good] + ["market", "city", "people", "report"] * 3
+    return {"id": f"a{i}", "title": f"Title {i}", "content": " ".join(words * 2), "url": f"https://news.example/{i}",
+            **extra}
+
+
+@pytest.fixture
+def pipeline(trained, fake_encoder):
+    spec, _, run = trained
+    fm = FilterModels.load(spec, fake_encoder, directory=run.out_dir)
+    return Pipeline(fake_encoder, {spec.name: fm}, None)
+
+
+def test_prepare_validates_cleans_and_embeds_once(pipeline, fake_encoder):
+    calls = fake_encoder.calls
+    payloads = [article(1, 2), orjson.dumps(article(2, 5)), b"{not json", {"id": "x"},
+                {**article(3, 0), "title": "A &amp; B <b>bold</b>"}]
+    out = pipeline.prepare(payloads)
+    assert fake_encoder.calls == calls + 1  # one batched embedding call for all survivors
+    kinds = [type(o).__name__ for o in out]
+    assert kinds == ["Prepared", "Prepared", "Rejection", "Rejection", "Prepared"]
+    assert out[2].kind == "invalid" and out[3].kind == "invalid"
+    assert "title" in out[3].reason  # names the missing field
+    assert out[4].article["title"] == "A & B bold"
+    assert out[0].embedding.shape == (64,) and out[0].embedding.dtype == np.float32
+    assert out[0].content_hash != out[1].content_hash
+
+
+def test_route_without_student_gives_stage1_and_prefilter_results(pipeline, trained):
+    spec = trained[0]
+    prepared = [p for p in pipeline.prepare([article(1, 0), article(2, 8),
+                                             article(3, 8, url="https://blocked.example/x")])
+                if isinstance(p, Prepared)]
+    out = pipeline.route(prepared, spec.name)
+    assert [r.stage for r in out] == ["stage1", "stage1", "prefilter"]
+    assert out[2].prefilter_reason == "excluded_domain_blocked" and out[2].scores == {}
+    assert out[1].weighted_average > out[0].weighted_average
+    assert set(out[0].scores) == set(spec.dimension_names)
+    assert out[0].key == f"a1:{spec.name}:1" and out[0].fingerprint
+
+
+def test_stage2_uses_student_and_calibration(pipeline, trained):
+    spec = trained[0]
+    fm = pipeline.filters[spec.name]
+    fm.student = FakeStudent(spec.dimension_names, offset=0.3)
+    try:
+        prepared = [p for p in pipeline.prepare([article(1, 0), article(2, 8), article(3, 7)])
+                    if isinstance(p, Prepared)]
+        routed = pipeline.route(prepared, spec.name)
+        requests = [r for r in routed if isinstance(r, Stage2Request)]
+        assert requests, "high-scoring articles must be routed to Stage 2"
+        assert all(r.filter == spec.name and r.probe_scores for r in requests)
+        assert isinstance(routed[0], Result) and routed[0].stage == "stage1"  # 0 good words stays in Stage 1
+        results = pipeline.stage2(requests)
+        assert [r.stage for r in results] == ["stage2"] * len(requests)
+        expected = fm.calibration.apply(fm.student.predict([requests[0].article]))[0]
+        assert results[0].scores == pytest.approx(dict(zip(spec.dimension_names, expected, strict=True)), abs=1e-5)
+        assert results[0].probe_scores == requests[0].probe_scores
+        # score_batch chains the same steps: one Stage-2 call for the whole batch
+        fm.student.calls.clear()
+        res, rej = pipeline.score_batch([article(4, 8), article(5, 0), {"id": "bad"}])
+        assert len(res) == 2 and len(rej) == 1 and len(fm.student.calls) <= 1
+        assert {r.article_id for r in res} == {"a4", "a5"}
+    finally:
+        fm.student = None
+
+
+def test_unknown_filter_is_a_clear_error(pipeline):
+    with pytest.raises(PipelineError, match="not loaded"):
+        pipeline.route([], "nope")
+
+
+def test_load_named_filter_without_artifacts_names_train(tmp_path, monkeypatch):
+    from model_helpers import write_spec
+
+    from filters import spec as spec_mod
+
+    path = write_spec(tmp_path, {"name": "empty", "version": 1, "dimensions": [{"name": "a", "weight": 1.0}],
+                                 "tiers": [{"name": "low", "threshold": 0.0}], "hybrid": {"protected_tier": "low"}})
+    with pytest.raises(PipelineError, match="distillery train"):
+        Pipeline.load([str(path)])
+    monkeypatch.setattr(spec_mod, "FILTERS_ROOT", tmp_path)
+
+
+def test_deduper_is_a_bounded_lru():
+    d = Deduper(capacity=2)
+    assert not d.seen("a") and not d.seen("b")
+    assert d.seen("a")  # refreshes a
+    assert not d.seen("c")  # evicts b (least recently used)
+    assert d.seen("a") and not d.seen("b")
+    assert len(d) == 2
+
+
+def test_rejection_record_keeps_payload(pipeline):
+    bad = {"id": 7, "title": "", "content": "x"}
+    (rej,) = pipeline.prepare([bad])
+    assert isinstance(rej, Rejection) and rej.article_id == "7" and rej.payload is bad
