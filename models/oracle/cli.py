@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 
+from filters.prefilter import Prefilter
 from filters.spec import SpecError, resolve_spec
 from models.oracle.cache import OracleCache
 from models.oracle.client import OracleClient
@@ -36,6 +37,8 @@ def label(
     max_words: int = typer.Option(800, "--max-words", min=0, help="compress longer texts to 70 % head + 30 % tail"),
     price_in: float | None = typer.Option(None, "--price-in", help="USD per 1M input tokens (overrides the table)"),
     price_out: float | None = typer.Option(None, "--price-out", help="USD per 1M output tokens"),
+    use_prefilter: bool = typer.Option(True, "--prefilter/--no-prefilter",
+                                       help="skip articles the filter's prefilter blocks (they are never scored)"),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ) -> None:
     """Label articles with the filter's prompt; writes labels, <stem>.metrics.jsonl, .errors.jsonl, .summary.json."""
@@ -59,7 +62,8 @@ def label(
                               timeout=timeout)
         try:
             run = LabelingRun(spec, client, provider=provider, prompt=prompt, cache=reply_cache, price=price,
-                              max_words=max_words or None, workers=concurrency)
+                              max_words=max_words or None, workers=concurrency,
+                              prefilter=Prefilter.for_spec(spec) if use_prefilter else None)
             return await run.run(articles, output, limit=limit, progress=progress, source=str(input))
         finally:
             await client.aclose()

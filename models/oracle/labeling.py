@@ -154,6 +154,7 @@ class LabelingRun:
         price: Price | None = None,
         max_words: int | None = 800,
         workers: int = 8,
+        prefilter: Any | None = None,
     ) -> None:
         self.spec = spec
         self.client = client
@@ -164,6 +165,7 @@ class LabelingRun:
         self.price = price
         self.max_words = max_words
         self.workers = max(1, workers)
+        self.prefilter = prefilter  # filters.prefilter.Prefilter: blocked articles are not sent (and cost nothing)
 
     @property
     def oracle(self) -> str:
@@ -182,6 +184,7 @@ class LabelingRun:
         pending: list[dict[str, Any]] = []
         seen: set[str] = set()
         skipped_done = invalid = duplicates = 0
+        blocked: Counter[str] = Counter()
         with paths.errors.open("a", encoding="utf-8") as err_fh:
             for raw in articles:
                 problem = input_problem(raw)
@@ -198,7 +201,13 @@ class LabelingRun:
                     duplicates += 1
                     continue
                 seen.add(ident)
-                pending.append(clean(raw))
+                article = clean(raw)
+                if self.prefilter is not None:
+                    decision = self.prefilter.check({**article, "content": article_text(article)})
+                    if not decision.passed:
+                        blocked[decision.reason] += 1
+                        continue
+                pending.append(article)
             if limit is not None:
                 pending = pending[: max(0, limit)]
             with paths.output.open("a", encoding="utf-8") as out_fh, paths.metrics.open("a", encoding="utf-8") as m_fh:
@@ -217,7 +226,8 @@ class LabelingRun:
                     await asyncio.gather(*(worker() for _ in range(min(self.workers, len(pending)) or 1)))
                 finally:
                     bar.close()
-        summary = self._summary(tally, time.perf_counter() - started, source, paths, skipped_done, invalid, duplicates)
+        summary = self._summary(tally, time.perf_counter() - started, source, paths, skipped_done, invalid, duplicates,
+                                blocked)
         paths.summary.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
         return summary
 
@@ -283,7 +293,7 @@ class LabelingRun:
         fh.flush()
 
     def _summary(self, t: _Tally, elapsed: float, source: str, paths: RunPaths, skipped_done: int, invalid: int,
-                 duplicates: int) -> dict[str, Any]:
+                 duplicates: int, blocked: Counter[str]) -> dict[str, Any]:
         lat = np.asarray(t.latencies) if t.latencies else None
         cost = round(t.cost_usd, 6) if self.price is not None else None
         return {
@@ -296,6 +306,8 @@ class LabelingRun:
             "skipped_already_done": skipped_done,
             "skipped_invalid": invalid,
             "skipped_duplicate_ids": duplicates,
+            "skipped_prefilter": sum(blocked.values()),
+            "prefilter_reasons": dict(blocked.most_common()),
             "attempted": t.attempted,
             "succeeded": t.succeeded,
             "failed": t.failed,
@@ -327,7 +339,7 @@ def format_summary(summary: Mapping[str, Any]) -> str:
         f"oracle {summary['provider']}:{summary['model']} on {summary['filter']} (prompt {summary['prompt_hash']})",
         f"  attempted {summary['attempted']}  succeeded {summary['succeeded']}  failed {summary['failed']}  "
         f"cache hits {summary['cache_hits']}  already done {summary['skipped_already_done']}  "
-        f"invalid input {summary['skipped_invalid']}",
+        f"invalid input {summary['skipped_invalid']}  prefilter blocked {summary.get('skipped_prefilter', 0)}",
         f"  http attempts {summary['http_attempts']}  retries {summary['retries']}  "
         f"errors {summary['errors_by_kind'] or '{}'}",
         f"  tokens in {summary['input_tokens']}  out {summary['output_tokens']}  cost {price_note}"

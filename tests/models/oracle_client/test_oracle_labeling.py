@@ -157,3 +157,15 @@ async def test_unknown_price_is_reported_not_guessed(oracle_spec, fake_oracle, m
     run.price = None
     summary = await run.run(make_articles(1), tmp_path / "l.jsonl", progress=False)
     assert summary["cost_usd"] is None and "pass --price-in/--price-out" in format_summary(summary)
+
+
+async def test_prefilter_blocked_articles_are_not_sent(oracle_spec, fake_oracle, monkeypatch, tmp_path, make_articles):
+    from filters.prefilter import Prefilter
+
+    articles = make_articles(3)
+    articles[1]["text"] = "Too short for the 300-character minimum."
+    run = _run(oracle_spec, fake_oracle, monkeypatch, tmp_path, prefilter=Prefilter.for_spec(oracle_spec))
+    summary = await run.run(articles, tmp_path / "l.jsonl", progress=False)
+    assert summary["succeeded"] == 2 and summary["skipped_prefilter"] == 1
+    assert summary["prefilter_reasons"] == {"content_too_short_300chars": 1}
+    assert fake_oracle.count("Marker1 ") == 0 and len(fake_oracle.requests) == 2
