@@ -3,10 +3,22 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: ask Linux to SIGTERM the broker when its parent dies (no orphaned brokers)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 class BrokerError(RuntimeError):
@@ -80,7 +92,10 @@ class EmbeddedBroker:
             self._log_file = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         out = self._log_file or subprocess.DEVNULL
         try:
-            self.process = subprocess.Popen(cmd, stdout=out, stderr=out, env=env, start_new_session=True)
+            self.process = subprocess.Popen(
+                cmd, stdout=out, stderr=out, env=env, start_new_session=True,
+                preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,  # noqa: PLW1509
+            )
         except OSError as err:
             raise BrokerError(f"cannot run Tansu ({cmd[0]}): {err}") from err
         try:
