@@ -14,9 +14,9 @@ import numpy as np
 from filters.spec import FilterSpec
 from models.data.dedupe import TitleRule, find_duplicates
 from models.data.report import label_stats
-from models.data.rows import file_sha256, parse_time, read_rows, row_text, write_rows
+from models.data.rows import file_sha256, parse_time, read_rows, write_rows
 from models.data.validate import Degenerate, problem
-from models.training.data import Dataset
+from models.training.data import Dataset, to_article
 from models.training.split import split_dataset
 
 SPLITS = ("train", "val", "test")
@@ -37,15 +37,18 @@ class PrepareConfig:
 
 
 def _dataset(spec: FilterSpec, rows: list[dict[str, Any]]) -> Dataset:
-    articles = [{"id": str(r["id"]), "title": str(r.get("title") or ""), "content": row_text(r)} for r in rows]
+    """The rows as training loads them (`models.training.data.to_article` cleans the text), so the split below is
+    the one `distillery train --data all.jsonl` recomputes."""
+    articles = [to_article(r) for r in rows]
     labels = np.array([[float(r["scores"][d]) for d in spec.dimension_names] for r in rows], dtype=np.float64)
     return Dataset(articles, labels, spec.dimension_names)
 
 
 def prepare(spec: FilterSpec, input_path: str | Path, out_dir: str | Path,
             config: PrepareConfig = PrepareConfig()) -> dict[str, Any]:
-    """Validate → deduplicate (newest label wins) → split → write `train/val/test.jsonl`, `dropped.jsonl`
-    (ids and reasons only) and `report.json`; returns the report."""
+    """Validate → deduplicate (newest label wins) → split → write `train/val/test.jsonl`, `all.jsonl` (every kept
+    row in input order, for `distillery train --data`, which recomputes the same split), `dropped.jsonl` (ids and
+    reasons only) and `report.json`; returns the report."""
     input_path, out_dir = Path(input_path), Path(out_dir)
     numbered = read_rows(input_path)
     digest = file_sha256(input_path)
@@ -76,20 +79,20 @@ def prepare(spec: FilterSpec, input_path: str | Path, out_dir: str | Path,
         )
     split = split_dataset(_dataset(spec, rows), spec.weights, seed=config.seed, fractions=config.fractions)
     prepared_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    parts: dict[str, list[dict[str, Any]]] = {}
-    for name in SPLITS:
-        parts[name] = []
-        for idx in sorted(getattr(split, name).tolist()):
-            line, row = kept[idx]
-            out = dict(row)
-            out["provenance"] = {
-                "input": str(input_path), "input_sha256": digest, "line": line, "split": name,
-                "seed": config.seed, "filter": spec.key, "prepared_at": prepared_at,
-                **({"upstream": row["provenance"]} if row.get("provenance") else {}),
-            }
-            parts[name].append(out)
+    part_of = {int(i): name for name in SPLITS for i in getattr(split, name).tolist()}
+    prepared: list[dict[str, Any]] = []
+    for idx, (line, row) in enumerate(kept):
+        out = dict(row)
+        out["provenance"] = {
+            "input": str(input_path), "input_sha256": digest, "line": line, "split": part_of[idx],
+            "seed": config.seed, "filter": spec.key, "prepared_at": prepared_at,
+            **({"upstream": row["provenance"]} if row.get("provenance") else {}),
+        }
+        prepared.append(out)
+    parts = {name: [r for r in prepared if r["provenance"]["split"] == name] for name in SPLITS}
     for name in SPLITS:
         write_rows(out_dir / f"{name}.jsonl", parts[name])
+    write_rows(out_dir / "all.jsonl", prepared)
     write_rows(out_dir / "dropped.jsonl", sorted(dropped_rows, key=lambda d: d["line"]))
     stats = label_stats(spec, rows)
     report: dict[str, Any] = {

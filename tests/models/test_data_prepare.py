@@ -166,3 +166,16 @@ def test_data_commands(tiny_spec_data, tmp_path):
     bad = CliRunner().invoke(app, ["data", "prepare", "--filter", str(spec_path), "--input",
                                    str(tmp_path / "missing.jsonl"), "--out", str(tmp_path / "x")])
     assert bad.exit_code == 2 and "missing.jsonl: no such file" in bad.output
+
+
+def test_all_jsonl_reproduces_the_split_training_computes(tiny_spec, tmp_path):
+    from models.training.data import load_dataset
+    from models.training.split import split_dataset
+
+    src = _write(tmp_path / "l.jsonl", [_row(i) for i in range(30)] + [_row(7, analyzed_at="2026-03-01T00:00:00Z")])
+    prepare(tiny_spec, src, tmp_path / "o")
+    data = load_dataset(tmp_path / "o" / "all.jsonl", tiny_spec)
+    split = split_dataset(data, tiny_spec.weights, seed=42)
+    for name in ("train", "val", "test"):
+        mine = sorted(r["id"] for r in _lines(tmp_path / "o" / f"{name}.jsonl"))
+        assert sorted(data.ids[i] for i in getattr(split, name)) == mine
