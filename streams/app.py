@@ -53,35 +53,11 @@ def load_pipeline(filters: Sequence[str] | None, device: str | None, with_studen
     return Pipeline.load(filters, device=device, with_student=with_student)
 
 
-class _LruDeduper:
-    """Used only while models.pipeline (which owns Deduper) is not importable."""
-
-    def __init__(self, size: int) -> None:
-        from collections import OrderedDict
-
-        self.size, self._seen = size, OrderedDict()
-
-    def seen(self, content_hash: str) -> bool:
-        if content_hash in self._seen:
-            self._seen.move_to_end(content_hash)
-            return True
-        self._seen[content_hash] = None
-        if len(self._seen) > self.size:
-            self._seen.popitem(last=False)
-        return False
-
-
 def make_deduper(size: int) -> Any:
     """The in-process content-hash deduper; a duplicate across workers is harmless because keys are idempotent."""
-    try:
-        from models.pipeline import Deduper
-    except ImportError:
-        return _LruDeduper(size)
+    from models.pipeline import Deduper
 
-    try:
-        return Deduper(size)
-    except TypeError:
-        return Deduper()
+    return Deduper(size)
 
 
 @dataclass

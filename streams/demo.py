@@ -132,9 +132,10 @@ def _titles(lines: list[bytes]) -> dict[str, str]:
 
 def _table(outcomes: Outcomes, titles: dict[str, str]) -> Table:
     table = Table(title="Distillery demo: every article's outcome", show_lines=False)
-    widths = {"title": 46, "filter": 16, "stage": 9, "WA": 5, "tier": 24}
-    for column, width in widths.items():
-        table.add_column(column, no_wrap=True, overflow="ellipsis", max_width=width)
+    widths = {"title": (20, 44), "filter": (10, 22), "stage": (9, 9), "WA": (5, 5), "tier": (10, 24)}
+    for column, (low, high) in widths.items():
+        table.add_column(column, no_wrap=True, overflow="ellipsis", min_width=low, max_width=high,
+                         justify="right" if column == "WA" else "left")
     for r in sorted(outcomes.results.values(), key=lambda r: (r["article_id"], r["filter"])):
         title = (r.get("title") or titles.get(r["article_id"], ""))[:60]
         table.add_row(title, r["filter"], r["stage"], f"{r['weighted_average']:.2f}", r["tier"])
@@ -159,7 +160,7 @@ async def _watch(settings: Settings, filters: list[str], outcomes: Outcomes, tim
 
 def run_demo(samples: Path | None = None, timeout: float = 240.0, metrics_port: int = 9464) -> int:
     """Run the whole demo; returns the exit code (0 when every line has its outcome and all stages appear)."""
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 120)
     path = samples or SAMPLES
     lines = read_lines(path)
     started = time.monotonic()
