@@ -13,6 +13,7 @@ import math
 import random
 import time
 from collections.abc import Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ from models.student_backbone import (
     model_kind,
     resolve_base,
 )
+from models.student_cache import FrozenBottom
 
 STUDENT_JSON = "student.json"
 FORMAT_VERSION = 1
@@ -60,6 +62,7 @@ class StudentConfig:
     weight_decay: float = 0.01
     warmup_fraction: float = 0.06
     grad_clip: float = 1.0
+    train_layers: int | None = None  # LoRA only in the top N layers, lower layers cached once (None = all layers)
     max_steps: int | None = None  # stop early (tests, speed measurements)
     gradient_checkpointing: bool = False
     threads: int = 2
@@ -177,8 +180,12 @@ def _limit_threads(n: int) -> None:
 
 @torch.inference_mode()
 def _forward_all(model: Any, ids: Sequence[Sequence[int]], pad_id: int, device: torch.device, batch_size: int,
-                 progress: str | None = None) -> np.ndarray:
-    """Raw model outputs for token-id rows, batched by length (less padding), returned in input order."""
+                 progress: str | None = None, cache: Sequence[torch.Tensor] | None = None,
+                 stub: Any = None) -> np.ndarray:
+    """Raw model outputs for token-id rows, batched by length (less padding), returned in input order.
+
+    With `cache`/`stub` (inside `FrozenBottom.active()`), the frozen lower layers' cached outputs are used.
+    """
     order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
     out: list[np.ndarray] = [np.empty(0)] * len(ids)
     autocast = device.type == "cuda"
@@ -186,6 +193,8 @@ def _forward_all(model: Any, ids: Sequence[Sequence[int]], pad_id: int, device: 
     for start in tqdm(starts, desc=progress, leave=False, disable=progress is None):
         chunk = order[start : start + batch_size]
         input_ids, mask = collate([ids[i] for i in chunk], pad_id)
+        if cache is not None:
+            stub.current = FrozenBottom.batch([cache[i] for i in chunk], device)
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=autocast):
             logits = model(input_ids=input_ids.to(device), attention_mask=mask.to(device)).logits
         values = logits.float().cpu().numpy()
@@ -234,9 +243,22 @@ def train_student(spec: FilterSpec, train_rows: Sequence[Mapping[str, Any]], val
     if config.gradient_checkpointing:
         base_model.gradient_checkpointing_enable()
         base_model.enable_input_require_grads()
+    n_layers = int(base_model.config.num_hidden_layers)
+    top = None
+    if config.train_layers is not None and config.train_layers < n_layers:
+        top = list(range(n_layers - config.train_layers, n_layers))
     model = lora_model(base_model, model_type, config.lora_r, config.lora_alpha, config.lora_dropout,
-                       config.target_modules, config.extra_trainable)
+                       config.target_modules, config.extra_trainable, layers=top)
     model.to(dev)
+    frozen, train_cache, val_cache = None, None, None
+    t_cache = time.perf_counter()
+    if top is not None:
+        frozen = FrozenBottom(model, top[0])
+        train_cache = frozen.compute(train_ids, collate, tokenizer.pad_token_id, dev,
+                                     desc="cache train" if progress else None)
+        val_cache = frozen.compute(val_ids, collate, tokenizer.pad_token_id, dev,
+                                   desc="cache val" if progress else None)
+    cache_s = time.perf_counter() - t_cache
     trainable = [p for p in model.parameters() if p.requires_grad]
     n_trainable = sum(p.numel() for p in trainable)
     n_total = sum(p.numel() for p in model.parameters())
@@ -275,13 +297,46 @@ def train_student(spec: FilterSpec, train_rows: Sequence[Mapping[str, Any]], val
         "trainable_parameters": n_trainable,
         "total_parameters": n_total,
     }
+    t_train = time.perf_counter()
+    bar = tqdm(total=total_steps, desc=f"student {spec.key}", disable=not progress)
+    with frozen.active() if frozen is not None else nullcontext() as stub:
+        history, step, skipped = _epochs(
+            model, config, spec, tokenizer, dev, bar, out, meta, base, train_ids, val_ids, y_std, y_val, w_train,
+            mean, std, train_cache, val_cache, stub, total_steps, optimizer, scheduler, trainable, progress)
+    bar.close()
+    best = min(history, key=lambda h: h["val"]["mae"])
+    metrics = {
+        "best_epoch": best["epoch"],
+        "val": best["val"],
+        "history": history,
+        "steps": step,
+        "skipped_batches": skipped,
+        "tokenize_s": round(tokenize_s, 1),
+        "cache_s": round(cache_s, 1),
+        "train_s": round(time.perf_counter() - t_train, 1),
+        "trainable_parameters": n_trainable,
+        "trained_layers": top,
+        "device": str(dev),
+    }
+    meta["metrics"] = metrics
+    (out / STUDENT_JSON).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    return metrics
+
+
+def _epochs(model: Any, config: StudentConfig, spec: FilterSpec, tokenizer: Any, dev: torch.device, bar: Any,
+            out: Path, meta: dict[str, Any], base: BaseModel, train_ids: list[list[int]], val_ids: list[list[int]],
+            y_std: torch.Tensor, y_val: np.ndarray, w_train: torch.Tensor, mean: np.ndarray, std: np.ndarray,
+            train_cache: list[torch.Tensor] | None, val_cache: list[torch.Tensor] | None, stub: Any,
+            total_steps: int, optimizer: Any, scheduler: Any, trainable: list[torch.nn.Parameter],
+            progress: bool) -> tuple[list[dict[str, Any]], int, int]:
+    """The epoch loop: train, score val, save the adapter whenever val MAE improves."""
+    dims, weights = spec.dimension_names, spec.weights
     history: list[dict[str, Any]] = []
     best: dict[str, Any] | None = None
     step, skipped = 0, 0
     rng = np.random.default_rng(config.seed)
     autocast = dev.type == "cuda"
     t_train = time.perf_counter()
-    bar = tqdm(total=total_steps, desc=f"student {spec.key}", disable=not progress)
     for epoch in range(1, config.epochs + 1):
         if step >= total_steps:
             break
@@ -293,6 +348,8 @@ def train_student(spec: FilterSpec, train_rows: Sequence[Mapping[str, Any]], val
                 break
             idx = perm[start : start + config.batch_size]
             input_ids, mask = collate([train_ids[i] for i in idx], tokenizer.pad_token_id)
+            if train_cache is not None:
+                stub.current = FrozenBottom.batch([train_cache[i] for i in idx], dev)
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=autocast):
                 logits = model(input_ids=input_ids.to(dev), attention_mask=mask.to(dev)).logits
             loss = regression_loss(logits.float(), y_std[idx].to(dev), w_train[idx].to(dev), config.loss)
@@ -312,7 +369,7 @@ def train_student(spec: FilterSpec, train_rows: Sequence[Mapping[str, Any]], val
             bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}", epoch=epoch)
         model.eval()
         raw = _forward_all(model, val_ids, tokenizer.pad_token_id, dev, max(16, config.batch_size * 2),
-                           progress="val" if progress else None)
+                           progress="val" if progress else None, cache=val_cache, stub=stub)
         report = mae_report(raw * std + mean, y_val, dims, weights)
         record = {"epoch": epoch, "steps": step, "train_loss": float(np.mean(losses)) if losses else None,
                   "val": report, "elapsed_s": round(time.perf_counter() - t_train, 1)}
@@ -323,22 +380,7 @@ def train_student(spec: FilterSpec, train_rows: Sequence[Mapping[str, Any]], val
             best = record
             meta["metrics"] = {"best_epoch": epoch, "val": report, "history": history}
             _save(model, tokenizer, out, meta, base)
-    bar.close()
-    assert best is not None
-    metrics = {
-        "best_epoch": best["epoch"],
-        "val": best["val"],
-        "history": history,
-        "steps": step,
-        "skipped_batches": skipped,
-        "tokenize_s": round(tokenize_s, 1),
-        "train_s": round(time.perf_counter() - t_train, 1),
-        "trainable_parameters": n_trainable,
-        "device": str(dev),
-    }
-    meta["metrics"] = metrics
-    (out / STUDENT_JSON).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-    return metrics
+    return history, step, skipped
 
 
 def _save(model: Any, tokenizer: Any, out: Path, meta: dict[str, Any], base: BaseModel) -> None:

@@ -120,9 +120,17 @@ def head_modules(model: torch.nn.Module, extra: Sequence[str] = ()) -> list[str]
 
 
 def lora_model(model: torch.nn.Module, model_type: str, r: int, alpha: int, dropout: float,
-               targets: Sequence[str] | None, extra_trainable: Sequence[str] = ()) -> Any:
-    """Wrap `model` with a PEFT LoRA adapter whose head (and extras) are trained and saved in full."""
+               targets: Sequence[str] | None, extra_trainable: Sequence[str] = (),
+               layers: Sequence[int] | None = None) -> Any:
+    """Wrap `model` with a PEFT LoRA adapter whose head (and extras) are trained and saved in full.
+
+    `layers` restricts LoRA to those transformer layers (the rest stay frozen, see models.student_cache).
+    """
     from peft import LoraConfig, TaskType, get_peft_model
+
+    pattern = None
+    if layers is not None:
+        pattern = "layers" if model_kind(model_type) == "decoder" else "layer"
 
     config = LoraConfig(
         task_type=TaskType.SEQ_CLS,
@@ -131,6 +139,8 @@ def lora_model(model: torch.nn.Module, model_type: str, r: int, alpha: int, drop
         lora_dropout=dropout,
         target_modules=list(targets or default_targets(model_type)),
         modules_to_save=head_modules(model, extra_trainable),
+        layers_to_transform=list(layers) if layers is not None else None,
+        layers_pattern=pattern,
     )
     try:
         return get_peft_model(model, config)

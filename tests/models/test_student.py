@@ -191,3 +191,27 @@ def test_clear_errors_for_bad_inputs(tiny_spec, tiny_bert_dir, tmp_path):
     with pytest.raises(StudentError, match="no config.json"):
         train_student(tiny_spec, _articles(2), _articles(2), tmp_path / "s",
                       StudentConfig(base_model=str(tmp_path)), progress=False)
+
+
+@pytest.mark.parametrize("base_fixture", ["tiny_bert_dir", "tiny_gemma_dir"])
+def test_top_layer_training_with_cached_bottom_matches_full_inference(base_fixture, tiny_spec, tmp_path, request):
+    """Training only the top layer on cached lower-layer outputs gives an adapter whose full-model val MAE is the
+    one measured during training, and whose LoRA lives only in the top layer."""
+    from models.student import mae_report
+
+    base_dir = request.getfixturevalue(base_fixture)
+    out = tmp_path / "student"
+    val = _articles(6, seed=1)
+    cfg = StudentConfig(base_model=str(base_dir), max_tokens=32, batch_size=4, epochs=2, lr=1e-2, lora_r=4,
+                        lora_alpha=8, warmup_fraction=0.0, train_layers=1)
+    metrics = train_student(tiny_spec, _articles(8), val, out, cfg, device="cpu", progress=False)
+    assert metrics["trained_layers"] == [1]
+    student = Student.load(out, device="cpu")
+    y = np.array([[r["scores"][d] for d in tiny_spec.dimension_names] for r in val])
+    full = mae_report(student.predict(val), y, tiny_spec.dimension_names, tiny_spec.weights)
+    assert full["mae"] == pytest.approx(metrics["val"]["mae"], abs=1e-4)
+    from safetensors import safe_open
+
+    with safe_open(str(out / "adapter_model.safetensors"), "pt") as f:
+        lora_keys = [k for k in f.keys() if "lora_" in k]
+    assert lora_keys and all(".1." in k for k in lora_keys), lora_keys
