@@ -74,9 +74,17 @@ def worker(
         role_set = parse_roles(roles)
     except SettingsError as err:
         raise typer.BadParameter(str(err)) from None
+    from filters.spec import SpecError
+    from models.artifacts import ArtifactError
+    from models.pipeline import PipelineError
+
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
-    app = make_app(settings, role_set, _split(filters))
+    try:
+        app = make_app(settings, role_set, _split(filters))
+    except (PipelineError, SpecError, ArtifactError) as err:
+        typer.echo(f"error: cannot load the models for this worker: {err}", err=True)
+        raise typer.Exit(1) from None
     try:
         loop.run_until_complete(prepare_topics(settings, app.ctx.filters))
     except ConnectionError as err:
