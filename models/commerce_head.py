@@ -101,13 +101,21 @@ def out_of_fold(x: np.ndarray, y: np.ndarray, c: float, folds: int = 5, seed: in
 THRESHOLDS = np.round(np.arange(0.05, 0.96, 0.01), 2)
 
 
+def f1_at(y: np.ndarray, prob: np.ndarray, thresholds: np.ndarray = THRESHOLDS) -> np.ndarray:
+    """F1 of `prob >= t` for every threshold at once."""
+    pred = prob[None, :] >= thresholds[:, None]
+    tp = (pred & (y[None, :] == 1)).sum(1)
+    denom = pred.sum(1) + (y == 1).sum()
+    return np.where(denom > 0, 2 * tp / np.maximum(denom, 1), 0.0)
+
+
 def select(x: np.ndarray, y: np.ndarray, cs: tuple[float, ...], folds: int = 5, repeats: int = 2,
            seed: int = 42) -> tuple[float, float, float]:
     """C and threshold maximising out-of-fold F1 (repeated stratified CV); threshold = middle of the best plateau."""
     best = (-1.0, cs[0], 0.5)
     for c in cs:
         oofs = [out_of_fold(x, y, c, folds, seed + r) for r in range(repeats)]
-        f1s = np.mean([[f1_score(y, o >= t, zero_division=0) for t in THRESHOLDS] for o in oofs], axis=0)
+        f1s = np.mean([f1_at(y, o) for o in oofs], axis=0)
         top = float(f1s.max())
         if top > best[0] + 1e-9:
             best = (top, c, float(np.median(THRESHOLDS[f1s >= top - 1e-9])))

@@ -100,7 +100,8 @@ class Encoder:
         self.model = model
         self.recipe = recipe
         self.version = version
-        self.dimension = int(model.get_sentence_embedding_dimension())
+        dim_fn = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+        self.dimension = int(dim_fn())
         self._encode_lock = threading.Lock()
         self.calls = 0  # batched encode calls (tests and metrics check "embedded once")
         self.count = 0  # articles embedded

@@ -1,0 +1,47 @@
+"""`distillery train` and `distillery evaluate` as the issue writes them (hashing encoder, no student)."""
+
+from __future__ import annotations
+
+import json
+
+from model_helpers import synthetic_rows, write_jsonl, write_spec
+from typer.testing import CliRunner
+
+from streams.cli import app
+
+
+def test_train_then_evaluate(tmp_path, monkeypatch, fake_encoder, spec_data):
+    monkeypatch.setenv("DISTILLERY_EMBEDDING_MODEL", "hashing-test")
+    monkeypatch.setenv("DISTILLERY_CACHE_DIR", str(tmp_path / "cache"))
+    spec_path = write_spec(tmp_path, spec_data)
+    data = write_jsonl(tmp_path / "data.jsonl", synthetic_rows(120, seed=3))
+    runner = CliRunner()
+    res = runner.invoke(app, ["train", "--filter", str(spec_path), "--data", str(data), "--keep-student"])
+    assert res.exit_code == 0, res.output
+    art = spec_path.parent / "artifacts"
+    manifest = json.loads((art / "manifest.json").read_text())
+    assert manifest["metrics"]["router"]["shipped"] in {"classifier", "wa_threshold"}
+    assert (art / "test_report.json").is_file()
+
+    out = tmp_path / "report.json"
+    res = runner.invoke(app, ["evaluate", "--filter", str(spec_path), "--data", str(data), "--out", str(out),
+                              "--markdown", str(tmp_path / "r.md"), "--plots", str(tmp_path / "plots"),
+                              "--bootstrap", "50"])
+    assert res.exit_code == 0, res.output
+    report = json.loads(out.read_text())
+    assert report["n"] == 120 and {"probe", "student", "hybrid", "calibration"} <= set(report)
+    assert (tmp_path / "r.md").read_text().startswith("# Evaluation of tinyfilter/v1")
+    assert (tmp_path / "plots" / "per_dimension_mae.png").is_file()
+    assert (tmp_path / "plots" / "routing_curve.png").is_file()
+
+
+def test_cli_errors_are_clear(tmp_path, spec_data):
+    spec_path = write_spec(tmp_path, spec_data)
+    runner = CliRunner()
+    res = runner.invoke(app, ["train", "--filter", str(spec_path), "--data", str(tmp_path / "none.jsonl")])
+    assert res.exit_code == 2 and "no such data file" in res.output
+    res = runner.invoke(app, ["evaluate", "--filter", str(spec_path), "--data", str(tmp_path / "none.jsonl"),
+                              "--out", str(tmp_path / "r.json")])
+    assert res.exit_code == 2 and "no such data file" in res.output
+    res = runner.invoke(app, ["train-step", "bogus", "--filter", str(spec_path), "--data", "x"])
+    assert res.exit_code == 2 and "unknown step" in res.output

@@ -1,0 +1,93 @@
+"""Router operating point, router persistence, isotonic calibration and its keep-only-if-better rule."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from models.calibration import CALIBRATION_FILE, Calibration, fit_and_select, fit_isotonic
+from models.curve import route_stats, sweep
+from models.router import Router, choose_operating_point, fit_classifier, router_features
+
+
+def test_operating_point_respects_fn_budget():
+    rng = np.random.default_rng(0)
+    scores = rng.random(1000)
+    positive = scores + rng.normal(0, 0.2, 1000) > 0.8
+    t = choose_operating_point(scores, positive, 0.02)
+    stats = route_stats(scores, positive, t)
+    assert stats["fn_rate"] <= 0.02
+    # one notch higher would lose more than the budget allows
+    higher = np.sort(scores[positive])[int(0.02 * positive.sum()) + 1]
+    assert route_stats(scores, positive, higher)["fn_rate"] > 0.02 or higher == t
+    assert 0 < stats["stage2_share"] < 1
+
+
+def test_route_stats_counts():
+    s = route_stats(np.array([0.1, 0.5, 0.9, 0.2]), np.array([True, True, False, False]), 0.3)
+    assert s == {"threshold": 0.3, "fn": 1, "fn_rate": 0.5, "stage2_share": 0.5}
+    pts = sweep(np.array([0.1, 0.5, 0.9, 0.2]), np.array([True, True, False, False]),
+                timing={"stage1_s_per_article": 0.001, "stage2_s_per_article": 0.05})
+    assert pts[0]["stage2_share"] == 1.0 and pts[0]["speedup_modelled"] == pytest.approx(0.05 / 0.051)
+
+
+def test_classifier_router_round_trip(tmp_path):
+    rng = np.random.default_rng(1)
+    emb = rng.normal(size=(300, 8)).astype(np.float32)
+    probe_scores = np.clip(rng.normal(3, 2, size=(300, 3)), 0, 10).astype(np.float32)
+    feats = router_features(emb, probe_scores, [0.5, 0.3, 0.2])
+    assert feats.shape == (300, 8 + 3 + 1)
+    positive = emb[:, 0] + 0.3 * rng.normal(size=300) > 1.0
+    coef, b = fit_classifier(feats, positive)
+    r = Router("classifier", 0.0, 4.0, coef, b)
+    p = r.statistic(feats, probe_scores @ np.array([0.5, 0.3, 0.2]))
+    assert ((p > 0.5) == positive).mean() > 0.85
+    r = r.with_threshold(choose_operating_point(p, positive, 0.05))
+    r.save(tmp_path)
+    again = Router.load(tmp_path)
+    assert again.kind == "classifier" and again.threshold == pytest.approx(r.threshold)
+    np.testing.assert_allclose(again.statistic(feats, None), p, atol=1e-5)
+    base = Router("wa_threshold", 2.5, 4.0)
+    base.save(tmp_path, "router_baseline")
+    assert Router.load(tmp_path, "router_baseline").needs_stage2(np.array([2.0, 2.5])).tolist() == [False, True]
+    with pytest.raises(ValueError, match="both"):
+        fit_classifier(feats, np.zeros(300, dtype=bool))
+
+
+def test_isotonic_calibration_fits_applies_and_round_trips(tmp_path):
+    rng = np.random.default_rng(2)
+    truth = rng.uniform(0, 10, size=(400, 2))
+    raw = 0.5 * truth + 2 + rng.normal(0, 0.3, size=truth.shape)  # compressed to the mean, like a student
+    cal = fit_isotonic(raw[:200], truth[:200], ["a", "b"])
+    before = np.abs(raw[200:] - truth[200:]).mean()
+    after = np.abs(cal.apply(raw[200:]) - truth[200:]).mean()
+    assert after < 0.5 * before
+    assert all(np.all(np.diff(y) >= 0) for y in cal.y)  # monotone breakpoints
+    cal.save(tmp_path)
+    data = json.loads((tmp_path / CALIBRATION_FILE).read_text())
+    assert data["method"] == "isotonic" and set(data["dimensions"]) == {"a", "b"}
+    again = Calibration.load(tmp_path, ["a", "b"])
+    np.testing.assert_allclose(again.apply(raw), cal.apply(raw))
+    out = cal.apply(np.array([[np.nan, 1e9]]))
+    assert np.isfinite(out).all() and out.min() >= 0 and out.max() <= 10
+
+
+def test_calibration_rejected_when_it_worsens_held_out_mae():
+    rng = np.random.default_rng(3)
+    truth = rng.uniform(0, 10, size=(100, 1))
+    good_raw = truth + rng.normal(0, 0.2, size=truth.shape)
+    # fit on a split whose relation is reversed: applying it to the check split must hurt
+    cal = fit_and_select(10 - good_raw[:50], truth[:50], good_raw[50:], truth[50:], ["a"])
+    assert cal.applied is False
+    assert cal.stats["mae_after"] > cal.stats["mae_before"]
+    np.testing.assert_allclose(cal.apply(good_raw[50:]), np.clip(good_raw[50:], 0, 10))
+    kept = fit_and_select(0.5 * good_raw[:50] + 2, truth[:50], 0.5 * good_raw[50:] + 2, truth[50:], ["a"])
+    assert kept.applied is True and kept.stats["mae_after"] < kept.stats["mae_before"]
+
+
+def test_missing_calibration_file_is_identity(tmp_path):
+    cal = Calibration.load(tmp_path, ["a"])
+    assert cal.applied is False
+    np.testing.assert_allclose(cal.apply(np.array([[11.0], [3.0]])), [[10.0], [3.0]])
