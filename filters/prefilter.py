@@ -113,8 +113,13 @@ class CompiledCategory:
             unless_patterns=compile_patterns(category.unless_patterns, f"{where}.unless_patterns", owner),
         )
 
-    def fires(self, text: str) -> str | None:
-        """The first matching pattern if this category blocks `text` (before global overrides), else None."""
+    def fires(self, text: str, context: str | None = None) -> str | None:
+        """The first matching pattern if this category blocks `text` (before global overrides), else None.
+
+        Exceptions, positive and unless patterns look at `context` (default: `text`), so a category whose
+        patterns only see the title or the URL can still be cancelled by the article body.
+        """
+        context = text if context is None else context
         if self.min_matches == 1:
             hit = first_match(self.patterns, text)
             if hit is None:
@@ -124,11 +129,11 @@ class CompiledCategory:
             if len(hits) < self.min_matches:
                 return None
             hit = hits[0]
-        if first_match(self.exceptions, text) is not None:
+        if first_match(self.exceptions, context) is not None:
             return None
-        if self.positive_patterns and count_matches(self.positive_patterns, text) >= self.positive_threshold:
+        if self.positive_patterns and count_matches(self.positive_patterns, context) >= self.positive_threshold:
             return None
-        if first_match(self.unless_patterns, text) is not None:
+        if first_match(self.unless_patterns, context) is not None:
             return None
         return hit
 
