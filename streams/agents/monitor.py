@@ -83,13 +83,20 @@ def register(app: Any, ctx: WorkerContext) -> None:
             monitor.alerts.append(alert)
         await ctx.send_all([(ctx.topics.drift, *alert_record(a)) for a in alerts])
 
-    @app.timer(interval, name="monitor-state")
-    async def flush_state() -> None:
-        if spot is not None and not spot.busy:
-            asyncio.ensure_future(spot_check())  # oracle calls take seconds: never hold the timer
+    def save() -> None:
         monitor.publish_metrics()
         try:
             monitor.save_state(state_path)
         except OSError as err:
             log.warning("monitor: cannot write state file %s: %s (set DISTILLERY_MONITOR_STATE)", state_path, err)
+
+    @app.timer(interval, name="monitor-state")
+    async def flush_state() -> None:
+        if spot is not None and not spot.busy:
+            asyncio.ensure_future(spot_check())  # oracle calls take seconds: never hold the timer
+        save()
+
+    @app.on_before_shutdown.connect
+    async def final_state(sender: Any, **kwargs: Any) -> None:
+        save()  # after the consumer stopped: the file holds everything this worker read
 

@@ -88,6 +88,9 @@ def test_shifted_stream_raises_a_drift_alert(settings, start_worker, tmp_path):
     assert {m.key for m in messages} >= {b"drifty:weighted_average"}
     assert any(a["signal"] == "score.impact" and a["detector"] == "adwin" for a in alerts)
     assert not any(a["signal"] == "score.evidence" for a in alerts)
-    _wait_for(lambda: _state(state_path).get("filters", {}).get("drifty", {}).get("status") == "drift", 30,
-              "the state file to show the drift", worker.log())
+    _wait_for(lambda: _state(state_path).get("records", 0) >= 1_200, 30, "the monitor to read phase 2", worker.log())
+    worker.stop()  # a clean stop writes the final state
+    state = _state(state_path)
+    assert state["records"] == 1_200 and state["filters"]["drifty"]["status"] == "drift"
+    assert {a["signal"] for a in state["alerts"]} >= {"weighted_average", "score.impact"}
     assert "drift alert" in worker.log()
