@@ -25,6 +25,23 @@ def alert_record(alert: Alert) -> tuple[bytes, bytes]:
     return alert.key.encode(), records.encode("drift_alert", body)
 
 
+async def export_lag(app: Any) -> None:
+    """Consumer lag of every partition this worker's consumer holds (all its roles): end offset - committed."""
+    consumer = app.consumer
+    partitions = list(consumer.assignment())
+    if not partitions:
+        return
+    ends = await consumer.highwaters(*partitions)
+    committed = getattr(consumer, "_committed_offset", {})  # faust keeps it; fall back to the fetch position
+    for tp in partitions:
+        done = committed.get(tp) if tp in committed else None
+        if done is None:
+            done = await consumer.position(tp)
+        end = ends.get(tp)
+        if end is not None and done is not None:
+            metrics().consumer_lag(tp.topic, tp.partition, end - done)
+
+
 def _filters(ctx: WorkerContext) -> list[str]:
     if ctx.filters:
         return list(ctx.filters)
@@ -95,6 +112,10 @@ def register(app: Any, ctx: WorkerContext) -> None:
         if spot is not None and not spot.busy:
             asyncio.ensure_future(spot_check())  # oracle calls take seconds: never hold the timer
         save()
+        try:
+            await export_lag(app)
+        except Exception as exc:  # lag is best effort; never stop monitoring for it
+            log.debug("monitor: consumer lag unavailable: %r", exc)
 
     @app.on_before_shutdown.connect
     async def final_state(sender: Any, **kwargs: Any) -> None:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import time
 from pathlib import Path
 
+import httpx
 import numpy as np
 import orjson
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from models.records import Result
 from streams import records
@@ -50,9 +53,24 @@ def _wait_for(predicate, timeout: float, what: str, log: str = "") -> None:
     raise AssertionError(f"timed out waiting for {what}\n{log[-3000:]}")
 
 
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _scrape(port: int) -> dict[tuple[str, tuple], float]:
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
+
+
 def test_shifted_stream_raises_a_drift_alert(settings, start_worker, tmp_path):
     state_path = tmp_path / "monitor_state.json"
+    port = _free_port()
     worker = start_worker(roles="monitor", filters="drifty", extra_env={
+        "DISTILLERY_METRICS_HOST": "127.0.0.1",
+        "DISTILLERY_METRICS_PORT": str(port),
         "DISTILLERY_MONITOR_STATE": str(state_path),
         "DISTILLERY_MONITOR_STATE_INTERVAL": "0.5",
         "DISTILLERY_MONITOR_WARMUP": "300",
@@ -89,6 +107,16 @@ def test_shifted_stream_raises_a_drift_alert(settings, start_worker, tmp_path):
     assert any(a["signal"] == "score.impact" and a["detector"] == "adwin" for a in alerts)
     assert not any(a["signal"] == "score.evidence" for a in alerts)
     _wait_for(lambda: _state(state_path).get("records", 0) >= 1_200, 30, "the monitor to read phase 2", worker.log())
+    # The worker's /metrics endpoint: alert counters, drift gauges and the consumer lag of its partitions.
+    _wait_for(lambda: any(k[0] == "distillery_consumer_lag" for k in _scrape(port)), 30, "consumer lag on /metrics",
+              worker.log())
+    samples = _scrape(port)
+    ks = (("detector", "ks"), ("filter", "drifty"), ("severity", "warning"), ("signal", "weighted_average"))
+    assert samples.get(("distillery_drift_alerts_total", ks), 0) + samples.get(
+        ("distillery_drift_alerts_total", ks[:2] + (("severity", "critical"),) + ks[3:]), 0) == 1
+    assert samples[("distillery_drift_active", (("filter", "drifty"), ("signal", "weighted_average")))] == 1
+    lag_topics = {dict(k[1])["topic"] for k in samples if k[0] == "distillery_consumer_lag"}
+    assert topics.scores("drifty") in lag_topics
     worker.stop()  # a clean stop writes the final state
     state = _state(state_path)
     assert state["records"] == 1_200 and state["filters"]["drifty"]["status"] == "drift"
