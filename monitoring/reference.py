@@ -6,6 +6,7 @@ import json
 import math
 import os
 import tempfile
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -86,6 +87,61 @@ class Reference:
             heldout_mae=heldout,
             path=str(path),
         )
+
+    @classmethod
+    def from_results(
+        cls,
+        results: Iterable[Any],
+        weights: Mapping[str, float],
+        fingerprint: str,
+        heldout_mae: float | None = None,
+    ) -> Reference:
+        """Build the reference from the results of scoring the evaluation split (Result objects or dicts).
+
+        Call at training time with `Pipeline.score_batch` output on the test split, so the monitor compares
+        production with what the same cascade served on held-out data.
+        """
+        wa: list[float] = []
+        scores: dict[str, list[float]] = {}
+        residuals: list[float] = []
+        stages = {"prefilter": 0, "stage1": 0, "stage2": 0}
+
+        def get(r: Any, name: str) -> Any:
+            return r.get(name) if isinstance(r, Mapping) else getattr(r, name, None)
+
+        def weighted(values: Mapping[str, float]) -> float:
+            pairs = [(float(values[k]), w) for k, w in weights.items() if k in values]
+            total = sum(w for _, w in pairs)
+            return sum(v * w for v, w in pairs) / total if total else float("nan")
+
+        for r in results:
+            stage = get(r, "stage")
+            if stage not in stages:
+                continue
+            stages[stage] += 1
+            if stage == "prefilter":
+                continue
+            wa.append(float(get(r, "weighted_average")))
+            if stage == "stage2":
+                served = get(r, "scores") or {}
+                for dim, value in served.items():
+                    scores.setdefault(str(dim), []).append(float(value))
+                probe = get(r, "probe_scores")
+                if probe:
+                    residuals.append(weighted(served) - weighted(probe))
+        residuals = [x for x in residuals if math.isfinite(x)]
+        mean = sum(residuals) / len(residuals) if len(residuals) >= 2 else None
+        std = (math.sqrt(sum((x - mean) ** 2 for x in residuals) / (len(residuals) - 1))
+               if mean is not None else None)
+        scored = stages["stage1"] + stages["stage2"]
+        total = scored + stages["prefilter"]
+        rates = {}
+        if scored:
+            rates["escalation"] = stages["stage2"] / scored
+        if total:
+            rates["prefilter_block"] = stages["prefilter"] / total
+        return cls(weighted_average=wa, scores=scores, residual_mean=mean, residual_std=std,
+                   fingerprint=fingerprint, rates=rates, heldout_mae=heldout_mae)
 
     @classmethod
     def for_artifacts(cls, artifacts_dir: str | Path) -> Reference | None:

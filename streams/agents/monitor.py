@@ -92,13 +92,16 @@ def register(app: Any, ctx: WorkerContext) -> None:
 
     async def spot_check() -> None:
         assert spot is not None
-        alerts = await spot.run_due(time.time())
-        monitor.spotcheck = spot.check.state()
-        for alert in alerts:
-            log.warning("drift alert: %s", alert.summary())
-            metrics().drift_alert(alert)
-            monitor.alerts.append(alert)
-        await ctx.send_all([(ctx.topics.drift, *alert_record(a)) for a in alerts])
+        try:
+            alerts = await spot.run_due(time.time())
+            monitor.spotcheck = spot.check.state()
+            for alert in alerts:
+                log.warning("drift alert: %s", alert.summary())
+                metrics().drift_alert(alert)
+                monitor.alerts.append(alert)
+            await ctx.send_all([(ctx.topics.drift, *alert_record(a)) for a in alerts])
+        except Exception as exc:  # a background task: report, never crash the worker for a spot-check
+            log.warning("monitor: oracle spot-check failed: %r", exc)
 
     def save() -> None:
         monitor.publish_metrics()

@@ -200,3 +200,25 @@ def test_reference_errors_name_the_file_and_the_fix(tmp_path):
     with pytest.raises(ReferenceError, match="`weighted_average` holds a non-number"):
         Reference.load(bad)
     assert Reference.for_artifacts(tmp_path / "missing") is None
+
+
+def test_reference_from_evaluation_results_round_trips(tmp_path):
+    from models.records import Result
+
+    results = [
+        Result("a", "tiny", 1, "prefilter", {}, 0.0, "low", prefilter_reason="too_short"),
+        Result("b", "tiny", 1, "stage1", {"impact": 1.0, "evidence": 1.0, "reach": 1.0}, 1.0, "low"),
+        Result("c", "tiny", 1, "stage2", {"impact": 6.0, "evidence": 4.0, "reach": 2.0}, 4.6, "medium",
+               probe_scores={"impact": 5.0, "evidence": 4.0, "reach": 2.0}),
+        {"article_id": "d", "filter": "tiny", "stage": "stage2", "weighted_average": 3.0,
+         "scores": {"impact": 3.0, "evidence": 3.0, "reach": 3.0},
+         "probe_scores": {"impact": 3.0, "evidence": 3.0, "reach": 3.0}},
+    ]
+    ref = Reference.from_results(results, WEIGHTS, "fp-9", heldout_mae=0.61)
+    assert ref.weighted_average == [1.0, 4.6, 3.0]
+    assert ref.scores == {"impact": [6.0, 3.0], "evidence": [4.0, 3.0], "reach": [2.0, 3.0]}
+    assert ref.residual_mean == pytest.approx(0.25)  # (0.5 + 0.0) / 2: impact weight 0.5 x 1.0 point
+    assert ref.residual_std == pytest.approx(np.std([0.5, 0.0], ddof=1))
+    assert ref.rates == {"escalation": pytest.approx(2 / 3), "prefilter_block": 0.25}
+    loaded = Reference.load(ref.save(tmp_path / "artifacts" / "reference.json"))
+    assert loaded.heldout_mae == 0.61 and loaded.fingerprint == "fp-9" and loaded.rates == ref.rates
