@@ -122,3 +122,30 @@ def test_shifted_stream_raises_a_drift_alert(settings, start_worker, tmp_path):
     assert state["records"] == 1_200 and state["filters"]["drifty"]["status"] == "drift"
     assert {a["signal"] for a in state["alerts"]} >= {"weighted_average", "score.impact"}
     assert "drift alert" in worker.log()
+
+
+def test_monitor_reads_what_the_cascade_publishes(settings, start_worker, tmp_path):
+    """All roles in one worker (fake pipeline): results, blocked and dead letters reach the monitor's detectors."""
+    from conftest import article, produce
+
+    state_path = tmp_path / "monitor_state.json"
+    worker = start_worker(roles="prefilter,probe,stage2,monitor", extra_env={
+        "DISTILLERY_MONITOR_STATE": str(state_path), "DISTILLERY_MONITOR_STATE_INTERVAL": "0.5"})
+    worker.wait_ready()
+    lines = [article(f"n{i}", f"Plain made-up story {i}") for i in range(10)]
+    lines += [article(f"d{i}", f"A deep made-up story {i}") for i in range(4)]
+    lines += [article(f"s{i}", f"Short {i}", content="tiny made-up body") for i in range(3)]
+    lines += [article(f"c{i}", f"Coupon made-up deal {i}") for i in range(2)]
+    lines += [b"{not json", b"[1, 2]"]
+    produce(settings, lines)
+    _wait_for(lambda: _state(state_path).get("records", 0) >= 2 * 17 + 2 + 2, 60, "the monitor to read everything",
+              worker.log())
+    state = _state(state_path)
+    assert state["records"] == 38 and state["ignored"] == 0
+    for name in ("alpha", "beta"):
+        assert state["filters"][name]["counts"] == {"stage1": 10, "stage2": 4, "prefilter": 3}
+    commerce, dlq = state["global"]["detectors"]
+    assert commerce["signal"] == "rate.commerce_block" and dlq["signal"] == "rate.dlq"
+    assert commerce["updates"] == dlq["updates"] == 17 + 2 + 2  # each article counted once across filters
+    assert commerce["events"] == 2 and dlq["events"] == 2
+    assert commerce["running_rate"] == pytest.approx(2 / 21) and dlq["running_rate"] == pytest.approx(2 / 21)
