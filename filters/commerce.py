@@ -149,11 +149,15 @@ class CommerceFilter:
             raise ValueError(f"commerce threshold {threshold} must be between 0 and 1")
         self.threshold = threshold
 
-    def decide(self, article: Mapping[str, Any], probability: float | None = None) -> Decision:
-        """Rules first (`commerce:<category>`), then the head (`commerce_head:<p>` with p to two decimals)."""
-        decision = self.rules.check(article)
-        if not decision.passed:
-            return decision
+    def decide(self, article: Mapping[str, Any], probability: float | None = None, *, rules: bool = True) -> Decision:
+        """Rules first (`commerce:<category>`), then the head (`commerce_head:<p>` with p to two decimals).
+
+        `rules=False` skips the rules for a caller that already ran `self.rules.check` (e.g. before embedding).
+        """
+        if rules:
+            decision = self.rules.check(article)
+            if not decision.passed:
+                return decision
         if probability is not None and probability >= self.threshold:
             return Decision(False, f"commerce_head:{probability:.2f}", f"p={probability:.4f}")
         return PASSED

@@ -51,6 +51,7 @@ def art(title: str, text: str = NEWS, url: str = "") -> dict:
         ("Staubsauger", "Der Staubsauger kostet jetzt 199 Euro statt 299 Euro.", "price_cut"),
         ("Auriculares", "Los auriculares tienen un 30 % de descuento hoy.", "price_cut"),
         ("Koptelefoon", "De koptelefoon gaat van €199 voor €129 de deur uit.", "price_cut"),
+        ("Our verdict on the X200 headphones", "Sound is warm and detailed. $299 at Amazon", "price_cut"),
         # deal headlines
         ("Deals: laptops, tablets and more", NEWS, "deal_title"),
         ("Offerte del giorno: TV e soundbar", NEWS, "deal_title"),
@@ -88,6 +89,7 @@ def test_url_and_weak_signal_categories(rules):
         ("DeAL: decoding-time alignment for language models", "We propose a method for alignment.", ""),
         ("Solar firm signs deal for 5 GW of capacity", NEWS, "https://news.example.com/solar-firm-deal-for-5-gw"),
         ("Startup raises $50 million to expand", "The round values the company at $1.2 billion.", ""),
+        ("Analysts lift price target", "Analysts set a $150 price target on the shares.", ""),
         ("Promoção da saúde nas escolas", "O programa de promoção da saúde chegou a mil escolas.", ""),
         ("Das Angebot an Wohnungen sinkt", "Das Angebot an Mietwohnungen ist im Jahr gesunken.", ""),
     ],
@@ -156,6 +158,7 @@ def test_commerce_filter_combines_rules_and_head(rules):
     assert gate.decide(news, 0.8) == Decision(False, "commerce_head:0.80")
     # a rule wins over a low probability and names its category
     assert gate.decide(art("Deals: laptops"), 0.1) == Decision(False, "commerce:deal_title")
+    assert gate.decide(art("Deals: laptops"), 0.1, rules=False).passed  # caller already ran the rules
     assert CommerceFilter(rules).threshold == 0.5
     assert CommerceFilter(rules, threshold=0.95).decide(news, 0.9).passed
     with pytest.raises(ValueError, match="between 0 and 1"):
