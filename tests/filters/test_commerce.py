@@ -90,6 +90,7 @@ def test_url_and_weak_signal_categories(rules):
         ("Solar firm signs deal for 5 GW of capacity", NEWS, "https://news.example.com/solar-firm-deal-for-5-gw"),
         ("Startup raises $50 million to expand", "The round values the company at $1.2 billion.", ""),
         ("Analysts lift price target", "Analysts set a $150 price target on the shares.", ""),
+        ("AI assistants in the IDE", "Many teams now use code that models generate, and review it by hand.", ""),
         ("Promoção da saúde nas escolas", "O programa de promoção da saúde chegou a mil escolas.", ""),
         ("Das Angebot an Wohnungen sinkt", "Das Angebot an Mietwohnungen ist im Jahr gesunken.", ""),
     ],
