@@ -257,3 +257,10 @@ def test_short_text_blocked_where_a_minimum_exists():
     short = {"title": "Solar", "content": "A solar plant opened.", "url": "https://x.org"}
     assert Prefilter.for_spec(resolve_spec("sustainability/v1")).check(short).reason == "content_too_short_300chars"
     assert Prefilter.for_spec(resolve_spec("cultural_discovery/v5")).check(short).passed
+
+
+@pytest.mark.parametrize("path", NON_DRAFT, ids=NON_DRAFT_IDS)
+def test_every_dimension_has_the_five_scale_bands(path: Path):
+    for dim in load_spec(path).dimensions:
+        assert list(dim.scale) == ["0-2", "3-4", "5-6", "7-8", "9-10"], dim.name
+        assert dim.description and all(dim.scale.values()), dim.name
