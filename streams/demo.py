@@ -29,10 +29,13 @@ REQUIRED = ("dlq", "blocked", "stage1", "stage2")
 class Worker:
     """The demo's worker subprocess; its log goes to a file so the demo can show it when something fails."""
 
-    def __init__(self, settings: Settings, log_path: Path, metrics_port: int) -> None:
+    def __init__(self, settings: Settings, log_path: Path, metrics_port: int,
+                 monitor_state: Path | None = None) -> None:
         env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
                "DISTILLERY_TOPIC_PREFIX": settings.topic_prefix, "DISTILLERY_METRICS_PORT": str(metrics_port),
                "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+        if monitor_state is not None:
+            env["DISTILLERY_MONITOR_STATE"] = str(monitor_state)
         self.log_path = log_path
         self._log = open(log_path, "ab")  # noqa: SIM115 - closed in stop()
         cmd = [sys.executable, "-m", "streams.cli", "worker", "--roles", "prefilter,probe,stage2,monitor"]
@@ -175,7 +178,8 @@ def run_demo(samples: Path | None = None, timeout: float = 240.0, metrics_port: 
                                      security_protocol="PLAINTEXT")
         if metrics_port:
             metrics_port = metrics_port if _port_free(metrics_port) else free_port()
-        worker = Worker(settings, Path(tmp) / "worker.log", metrics_port)
+        state = _monitor_state_path()
+        worker = Worker(settings, Path(tmp) / "worker.log", metrics_port, state)
         try:
             console.print("worker: loading models and joining the consumer group ...")
             worker.wait_ready(timeout)
@@ -199,6 +203,7 @@ def run_demo(samples: Path | None = None, timeout: float = 240.0, metrics_port: 
         console.print("counts: " + ", ".join(f"{k}={v}" for k, v in counts.items()))
         console.print(f"end to end: {len(lines)} messages in {elapsed:.1f} s = {len(lines) / elapsed:.2f} articles/s "
                       f"(total demo time {time.monotonic() - started:.0f} s)")
+        _print_drift(console, state, metrics_port)
         if not outcomes.complete():
             console.print(f"[red]error:[/] not every article had its outcome within {timeout:.0f} s; "
                           f"worker log tail:\n{worker.log()[-3000:]}")
@@ -209,6 +214,27 @@ def run_demo(samples: Path | None = None, timeout: float = 240.0, metrics_port: 
             return 1
         console.print("[green]demo ok:[/] every article has its results; all stages represented")
     return 0
+
+
+def _monitor_state_path() -> Path | None:
+    """A demo-only monitor state file (not the production one), emptied before the run."""
+    try:
+        from monitoring.monitor import default_state_path
+    except ImportError:
+        return None
+    path = default_state_path().with_name("demo_monitor_state.json")
+    path.unlink(missing_ok=True)
+    return path
+
+
+def _print_drift(console: Console, state: Path | None, metrics_port: int) -> None:
+    """The monitor's closing lines (drift status per filter), when the monitoring package is installed."""
+    if state is None:
+        return
+    from monitoring.report import demo_summary
+
+    url = f"http://127.0.0.1:{metrics_port}/metrics (served while the worker ran)" if metrics_port else None
+    console.print(demo_summary(state, url))
 
 
 def _port_free(port: int) -> bool:
