@@ -172,9 +172,10 @@ def score_file(
 
 
 def format_summary(summary: dict[str, Any]) -> str:
+    rate = summary["articles_per_s"]
     return "\n".join([
         f"scored {summary['scored_articles']} articles ({summary['skipped_already_done']} already done) -> "
-        f"{summary['results']} results in {summary['elapsed_s']} s ({summary['articles_per_s']} articles/s)",
+        f"{summary['results']} results in {summary['elapsed_s']} s ({rate if rate is not None else '-'} articles/s)",
         f"  stages {json.dumps(summary['stages'])}",
         f"  tiers {json.dumps(summary['tiers'])}",
         f"  rejected {json.dumps(summary['rejected'])}",
