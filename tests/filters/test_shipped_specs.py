@@ -264,3 +264,15 @@ def test_every_dimension_has_the_five_scale_bands(path: Path):
     for dim in load_spec(path).dimensions:
         assert list(dim.scale) == ["0-2", "3-4", "5-6", "7-8", "9-10"], dim.name
         assert dim.description and all(dim.scale.values()), dim.name
+
+
+# snake_case names only: plain words such as `justice` or `progress` (uplifting v1) are ordinary English.
+ALL_DIMENSIONS = {d for p in SHIPPED for d in load_spec(p).dimension_names if "_" in d}
+
+
+@pytest.mark.parametrize("path", NON_DRAFT, ids=NON_DRAFT_IDS)
+def test_prompt_mentions_no_dimension_of_another_filter(path: Path):
+    spec = load_spec(path)
+    text = spec.prompt_path.read_text(encoding="utf-8")
+    foreign = {d for d in ALL_DIMENSIONS - set(spec.dimension_names) if re.search(rf"\b{d}\b", text)}
+    assert not foreign, f"{spec.key} prompt names dimensions it does not score: {sorted(foreign)}"
