@@ -80,6 +80,8 @@ def test_prompt_examples_are_valid_outputs(path: Path):
             score = example[dim]["score"]
             assert 0.0 <= score <= 10.0 and score * 2 == int(score * 2), (dim, score)
             assert example[dim]["evidence"]
+            if example[dim]["evidence"] == "No evidence in article":
+                assert score <= 2.0, f"{dim}: a score above 2 needs a quote (the prompt's own evidence rule)"
 
 
 # -- constant drift (§20.1): the anchor's code values, pinned -------------------------------------------------
