@@ -275,16 +275,16 @@ def spec_paths(root: Path = FILTERS_ROOT) -> list[Path]:
     """Every shipped `filter.yaml`, sorted by name and version."""
 
     def order(p: Path) -> tuple[str, int]:
-        return p.parent.parent.name, int(p.parent.name.lstrip("v") or 0)
+        return p.parent.parent.name, int(p.parent.name[1:])
 
-    return sorted(root.glob("*/v*/filter.yaml"), key=order)
+    return sorted((p for p in root.glob("*/v*/filter.yaml") if p.parent.name[1:].isdigit()), key=order)
 
 
 def available(root: Path = FILTERS_ROOT) -> dict[str, list[int]]:
     """Filter name → shipped versions."""
     out: dict[str, list[int]] = {}
     for p in spec_paths(root):
-        out.setdefault(p.parent.parent.name, []).append(int(p.parent.name.lstrip("v")))
+        out.setdefault(p.parent.parent.name, []).append(int(p.parent.name[1:]))
     return out
 
 
@@ -292,12 +292,15 @@ def resolve_spec(ref: str | Path, root: Path = FILTERS_ROOT) -> FilterSpec:
     """Load a spec from a path, `name`, `name/vN` or `name:N`; a bare name takes the newest version."""
     ref_str = str(ref)
     candidate = Path(ref_str)
-    if candidate.suffix in {".yaml", ".yml"} or candidate.is_dir() or "/" in ref_str and candidate.exists():
+    # A path only when it looks like one: a bare name never resolves to a folder in the working directory.
+    if candidate.suffix in {".yaml", ".yml"} or ("/" in ref_str and candidate.exists()):
         return load_spec(candidate)
     name, _, version = ref_str.replace(":", "/v").partition("/v")
     versions = available(root).get(name)
     if not versions:
         raise SpecError(f"unknown filter {ref_str!r}; known filters: {', '.join(sorted(available(root)))}")
+    if version and not version.isdigit():
+        raise SpecError(f"filter reference {ref_str!r}: version must be a number; shipped versions: {versions}")
     chosen = int(version) if version else max(versions)
     if chosen not in versions:
         raise SpecError(f"filter {name!r} has no version {chosen}; shipped versions: {versions}")

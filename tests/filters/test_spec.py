@@ -245,23 +245,12 @@ def test_shipped_root_resolves_sustainability_by_name():
     assert spec.path is not None and spec.path.parts[-3:] == ("sustainability", "v1", "filter.yaml")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="spec.py bug: resolve_spec does int(version) unguarded, so a non-numeric version raises a bare ValueError "
-    "('invalid literal for int()') instead of a SpecError naming the shipped versions",
-)
 @pytest.mark.parametrize("ref", ["tiny/vx", "tiny:latest"])
 def test_non_numeric_version_is_a_clear_spec_error(spec_root, ref):
     with pytest.raises(SpecError, match=r"shipped versions: \[1, 2\]"):
         resolve_spec(ref, root=spec_root)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="spec.py bug: resolve_spec treats any bare name that is a directory in the working directory as a path, "
-    "so `resolve_spec('models')` from the repo root says 'models/filter.yaml: no such filter spec file' instead of "
-    "'unknown filter ... known filters: ...'",
-)
 def test_bare_name_that_is_a_local_directory_is_still_a_name(spec_root, tmp_path, monkeypatch):
     (tmp_path / "work" / "other2").mkdir(parents=True)
     monkeypatch.chdir(tmp_path / "work")
