@@ -92,6 +92,8 @@ def test_url_and_weak_signal_categories(rules):
         ("Startup raises $50 million to expand", "The round values the company at $1.2 billion.", ""),
         ("Analysts lift price target", "Analysts set a $150 price target on the shares.", ""),
         ("AI assistants in the IDE", "Many teams now use code that models generate, and review it by hand.", ""),
+        ("City could save $1 billion with new transit plan", "Officials said $2bn is off the table.", ""),
+        ("Is now the best time to buy a home?", "Mortgage rates fell for a third week.", ""),
         ("Disoccupazione al minimo storico", "Il tasso di disoccupazione scende al minimo storico.", ""),
         ("El paro marca un mínimo histórico", "El desempleo cae a su mínimo histórico en octubre.", ""),
         ("Oferta pública de ações da empresa", "A oferta pública inicial foi adiada.", ""),
