@@ -58,8 +58,10 @@ def main() -> None:
     ap.add_argument("--lora-alpha", type=int, default=32)
     ap.add_argument("--targets", default="query,key,value,intermediate.dense,output.dense")
     ap.add_argument("--train-layers", type=int, default=2, help="LoRA in the top N layers only (0 = all layers)")
+    ap.add_argument("--pooling", default="mean", choices=["cls", "mean"])
     ap.add_argument("--sample-weight-scale", type=float, default=0.0)
     ap.add_argument("--tag", default="student_sustainability_v1")
+    ap.add_argument("--eval-only", action="store_true", help="score val/test with the adapter already in --out")
     args = ap.parse_args()
 
     spec = resolve_spec(args.filter)
@@ -71,11 +73,16 @@ def main() -> None:
         max_tokens=args.max_tokens, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
         lora_r=args.lora_r, lora_alpha=args.lora_alpha, target_modules=tuple(args.targets.split(",")),
         sample_weight_scale=args.sample_weight_scale, train_layers=args.train_layers or None, threads=args.threads,
+        pooling=args.pooling,
     )
     torch.set_num_threads(args.threads)
     if args.pilot:
-        m = train_student(spec, train[: args.pilot], val[:300], "/tmp/student_pilot", config)
-        print(json.dumps({"pilot": args.pilot, "lr": args.lr, "train_layers": args.train_layers, "epochs": args.epochs,
+        rng = np.random.default_rng(0)  # the split keeps file order, which is grouped by source: sample at random
+        sub_train = [train[i] for i in rng.permutation(len(train))[: args.pilot]]
+        sub_val = [val[i] for i in rng.permutation(len(val))[:300]]
+        m = train_student(spec, sub_train, sub_val, f"/tmp/student_pilot_{args.pooling}", config)
+        print(json.dumps({"pilot": args.pilot, "lr": args.lr, "pooling": args.pooling,
+                          "train_layers": args.train_layers, "epochs": args.epochs,
                           "best_epoch": m["best_epoch"], "val_mae": round(m["val"]["mae"], 4),
                           "val_wa_mae": round(m["val"]["wa_mae"], 4), "cache_s": m["cache_s"],
                           "train_s": m["train_s"]}))
@@ -94,13 +101,23 @@ def main() -> None:
         return
 
     t0 = time.perf_counter()
-    metrics = train_student(spec, train, val, args.out, config)
-    train_wall = time.perf_counter() - t0
+    if args.eval_only:
+        meta = json.loads((Path(args.out) / "student.json").read_text(encoding="utf-8"))
+        metrics, config = meta["metrics"], StudentConfig.from_dict(meta["config"])
+    else:
+        metrics = train_student(spec, train, val, args.out, config)
+    train_wall = metrics.get("train_s") if args.eval_only else time.perf_counter() - t0
     student = Student.load(args.out)
     t1 = time.perf_counter()
     pred_val = student.predict(val, batch_size=32)
     pred_test = student.predict(test, batch_size=32)
     infer_s = time.perf_counter() - t1
+    speed = {}
+    for merge in (False, True):  # measure once whether merging LoRA into the weights pays off
+        probe = Student.load(args.out, merge=merge)
+        t2 = time.perf_counter()
+        probe.predict(test[:128], batch_size=32)
+        speed["merged" if merge else "unmerged"] = round(128 / (time.perf_counter() - t2), 1)
     y_val = data.subset(split.val).labels
     y_test = data.subset(split.test).labels
     report = {
@@ -111,11 +128,15 @@ def main() -> None:
         "config": config.as_dict(),
         "best_epoch": metrics["best_epoch"],
         "history": metrics["history"],
-        "train_wall_s": round(train_wall, 1),
+        "train_wall_s": round(train_wall, 1) if train_wall else None,
+        "cache_s": metrics.get("cache_s"),
         "val": mae_report(pred_val, y_val, spec.dimension_names, spec.weights),
         "test": mae_report(pred_test, y_test, spec.dimension_names, spec.weights),
+        "test_train_mean_baseline": mae_report(np.tile(data.subset(split.train).labels.mean(axis=0), (len(test), 1)),
+                                               y_test, spec.dimension_names, spec.weights),
         "inference_articles_per_s": round((len(val) + len(test)) / infer_s, 1),
         "merged": student.merged,
+        "articles_per_s_128_test_rows": speed,
         "fingerprint": student.fingerprint(),
     }
     RESULTS.mkdir(parents=True, exist_ok=True)

@@ -32,11 +32,13 @@ from models.student_backbone import (
     lora_model,
     model_kind,
     resolve_base,
+    set_pooling,
 )
 from models.student_cache import FrozenBottom
 
 STUDENT_JSON = "student.json"
 FORMAT_VERSION = 1
+AUTO_CPU_ENCODER_LAYERS = 2
 __all__ = ["Student", "StudentConfig", "StudentError", "regression_loss", "train_student"]
 
 
@@ -45,8 +47,8 @@ class StudentConfig:
     """Everything that shapes a trained student; stored in `student.json`."""
 
     base_model: str | None = None  # None = bundled MiniLM; or a local HF model folder / cached hub id
-    lora_r: int = 8
-    lora_alpha: int = 16
+    lora_r: int = 16
+    lora_alpha: int = 32
     lora_dropout: float = 0.05
     target_modules: tuple[str, ...] | None = None  # None = query,value (encoders) / q,k,v,o_proj (decoders)
     extra_trainable: tuple[str, ...] = ()  # module names trained fully and saved with the head (e.g. LayerNorms)
@@ -55,14 +57,17 @@ class StudentConfig:
     separator: str = " [...] "
     batch_size: int = 16
     epochs: int = 3
-    lr: float = 5e-4
+    lr: float = 1.5e-3
     seed: int = 42
     sample_weight_scale: float = 0.0  # per-row weight 1 + WA × scale (anchor's needle-filter weighting)
     loss: str = "smooth_l1"  # or "mse"; computed on standardised targets
     weight_decay: float = 0.01
     warmup_fraction: float = 0.06
     grad_clip: float = 1.0
-    train_layers: int | None = None  # LoRA only in the top N layers, lower layers cached once (None = all layers)
+    pooling: str = "cls"  # encoders: "cls" (the model's pooler) or "mean" (masked token mean); decoders: last token
+    # LoRA only in the top N layers, the lower ones cached once (models.student_cache); 0 = every layer;
+    # None = auto: top 2 for encoders on CPU (what fits a shared 2-core machine), every layer otherwise.
+    train_layers: int | None = None
     max_steps: int | None = None  # stop early (tests, speed measurements)
     gradient_checkpointing: bool = False
     threads: int = 2
@@ -240,13 +245,15 @@ def train_student(spec: FilterSpec, train_rows: Sequence[Mapping[str, Any]], val
 
     base_model = load_base(base, len(dims), tokenizer.pad_token_id)
     model_type = base_model.config.model_type
+    set_pooling(base_model, config.pooling)
     if config.gradient_checkpointing:
         base_model.gradient_checkpointing_enable()
         base_model.enable_input_require_grads()
     n_layers = int(base_model.config.num_hidden_layers)
-    top = None
-    if config.train_layers is not None and config.train_layers < n_layers:
-        top = list(range(n_layers - config.train_layers, n_layers))
+    n_top = config.train_layers
+    if n_top is None:
+        n_top = AUTO_CPU_ENCODER_LAYERS if dev.type == "cpu" and model_kind(model_type) == "encoder" else 0
+    top = list(range(n_layers - n_top, n_layers)) if 0 < n_top < n_layers else None
     model = lora_model(base_model, model_type, config.lora_r, config.lora_alpha, config.lora_dropout,
                        config.target_modules, config.extra_trainable, layers=top)
     model.to(dev)
@@ -433,6 +440,7 @@ class Student:
             _limit_threads(int(meta.get("config", {}).get("threads", 2)))
         tokenizer = load_tokenizer(base)
         model = load_base(base, len(meta["dimension_names"]), tokenizer.pad_token_id)
+        set_pooling(model, meta.get("config", {}).get("pooling", "cls"))
         try:
             model = PeftModel.from_pretrained(model, str(adapter_dir))
         except (OSError, ValueError, RuntimeError) as err:

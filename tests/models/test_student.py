@@ -193,8 +193,10 @@ def test_clear_errors_for_bad_inputs(tiny_spec, tiny_bert_dir, tmp_path):
                       StudentConfig(base_model=str(tmp_path)), progress=False)
 
 
-@pytest.mark.parametrize("base_fixture", ["tiny_bert_dir", "tiny_gemma_dir"])
-def test_top_layer_training_with_cached_bottom_matches_full_inference(base_fixture, tiny_spec, tmp_path, request):
+@pytest.mark.parametrize(("base_fixture", "pooling"),
+                         [("tiny_bert_dir", "cls"), ("tiny_bert_dir", "mean"), ("tiny_gemma_dir", "cls")])
+def test_top_layer_training_with_cached_bottom_matches_full_inference(base_fixture, pooling, tiny_spec, tmp_path,
+                                                                      request):
     """Training only the top layer on cached lower-layer outputs gives an adapter whose full-model val MAE is the
     one measured during training, and whose LoRA lives only in the top layer."""
     from models.student import mae_report
@@ -203,7 +205,7 @@ def test_top_layer_training_with_cached_bottom_matches_full_inference(base_fixtu
     out = tmp_path / "student"
     val = _articles(6, seed=1)
     cfg = StudentConfig(base_model=str(base_dir), max_tokens=32, batch_size=4, epochs=2, lr=1e-2, lora_r=4,
-                        lora_alpha=8, warmup_fraction=0.0, train_layers=1)
+                        lora_alpha=8, warmup_fraction=0.0, train_layers=1, pooling=pooling)
     metrics = train_student(tiny_spec, _articles(8), val, out, cfg, device="cpu", progress=False)
     assert metrics["trained_layers"] == [1]
     student = Student.load(out, device="cpu")
@@ -215,3 +217,13 @@ def test_top_layer_training_with_cached_bottom_matches_full_inference(base_fixtu
     with safe_open(str(out / "adapter_model.safetensors"), "pt") as f:
         lora_keys = [k for k in f.keys() if "lora_" in k]
     assert lora_keys and all(".1." in k for k in lora_keys), lora_keys
+    # Mean pooling: padding a row must not change its score (the mask reaches the pooler).
+    ids = student.encode(val[:2])
+    np.testing.assert_allclose(student.predict_ids(ids, batch_size=2),
+                               np.concatenate([student.predict_ids([x], batch_size=1) for x in ids]), atol=1e-4)
+
+
+def test_unknown_pooling_is_a_clear_error(tiny_spec, tiny_gemma_dir, tmp_path):
+    cfg = StudentConfig(base_model=str(tiny_gemma_dir), max_tokens=32, max_steps=1, pooling="mean")
+    with pytest.raises(StudentError, match="mean pooling is implemented for BERT-style encoders"):
+        train_student(tiny_spec, _articles(4), _articles(2), tmp_path / "s", cfg, progress=False)
