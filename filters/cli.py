@@ -15,6 +15,8 @@ prefilter_app = typer.Typer(help="Measure a prefilter (or the universal commerce
                             no_args_is_help=True)
 
 BLOCK_VALUES = {"block", "blocked", "1", "true", "yes"}
+BY_GROUP_KEYS = ("n", "n_expected_block", "n_expected_pass", "precision_block", "recall_block", "f1_block",
+                 "pass_rate_on_pass")
 PASS_VALUES = {"pass", "passed", "0", "false", "no"}
 
 
@@ -213,14 +215,19 @@ def load_rows(path: Path) -> list[dict[str, Any]]:
 
 
 def summarise(decisions: list[tuple[bool, bool, str]]) -> dict[str, Any]:
-    """Metrics from (should_block, blocked, reason) triples; "block" is the positive class."""
+    """Metrics from (should_block, blocked, reason) triples; "block" is the positive class; None = undefined."""
     tp = sum(1 for e, b, _ in decisions if e and b)
     fp = sum(1 for e, b, _ in decisions if not e and b)
     fn = sum(1 for e, b, _ in decisions if e and not b)
     tn = sum(1 for e, b, _ in decisions if not e and not b)
-    precision = tp / (tp + fp) if tp + fp else 0.0
-    recall = tp / (tp + fn) if tp + fn else 0.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    def ratio(num: int, den: int) -> float | None:
+        return round(num / den, 4) if den else None  # None (JSON null): undefined, e.g. no row to block
+
+    precision, recall = ratio(tp, tp + fp), ratio(tp, tp + fn)
+    if precision is None or recall is None:
+        f1 = None
+    else:
+        f1 = round(2 * precision * recall / (precision + recall), 4) if precision + recall else 0.0
 
     def key(reason: str) -> str:
         return "commerce_head" if reason.startswith("commerce_head:") else reason
@@ -232,15 +239,19 @@ def summarise(decisions: list[tuple[bool, bool, str]]) -> dict[str, Any]:
         "n": len(decisions),
         "n_expected_block": tp + fn,
         "n_expected_pass": tn + fp,
-        "block_rate_on_block": round(recall, 4),
-        "pass_rate_on_pass": round(tn / (tn + fp), 4) if tn + fp else 0.0,
-        "precision_block": round(precision, 4),
-        "recall_block": round(recall, 4),
-        "f1_block": round(f1, 4),
+        "block_rate_on_block": recall,
+        "pass_rate_on_pass": ratio(tn, tn + fp),
+        "precision_block": precision,
+        "recall_block": recall,
+        "f1_block": f1,
         "confusion": {"tp": tp, "fp": fp, "fn": fn, "tn": tn},
         "reasons": dict(Counter(key(r) for _, _, r in decisions).most_common()),
         "reasons_by_expected": {k: dict(v.most_common()) for k, v in by_expected.items()},
     }
+
+
+def _cell(value: Any) -> str:
+    return "-" if value is None else str(value)
 
 
 def _commerce_decider(rows: list[dict[str, Any]], use_head: bool, data: Path) -> tuple[Callable, dict[str, Any]]:
@@ -317,6 +328,13 @@ def evaluate(
         decision = decide(row, i)
         triples.append((expected[i], not decision.passed, decision.reason))
     report.update(summarise(triples))
+    languages = [str(r.get("language") or "").strip().lower() for r in rows]
+    if any(languages):
+        report["by_language"] = {
+            lang or "unknown": {k: v for k, v in summarise([t for t, g in zip(triples, languages, strict=True)
+                                                          if g == lang]).items() if k in BY_GROUP_KEYS}
+            for lang in sorted(set(languages))
+        }
 
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -326,7 +344,7 @@ def evaluate(
     table = Table("metric", "value", title=f"prefilter evaluate: {report['filter']} on {data.name}")
     for k in ("n", "n_expected_block", "n_expected_pass", "block_rate_on_block", "pass_rate_on_pass",
               "precision_block", "recall_block", "f1_block"):
-        table.add_row(k, str(report[k]))
+        table.add_row(k, _cell(report[k]))
     if filter_ref == "commerce":
         table.add_row("head", f"{report['head']} (threshold {report['threshold']})" if report["head"] else "False")
     console.print(table)
@@ -335,6 +353,13 @@ def evaluate(
         reasons.add_row(reason, str(report["reasons_by_expected"]["block"].get(reason, 0)),
                         str(report["reasons_by_expected"]["pass"].get(reason, 0)))
     console.print(reasons)
+    if "by_language" in report:
+        langs = Table("language", "n", "should block", "recall_block", "pass_rate_on_pass", "f1_block",
+                      title="per language")
+        for lang, m in report["by_language"].items():
+            langs.add_row(lang, str(m["n"]), str(m["n_expected_block"]), _cell(m["recall_block"]),
+                          _cell(m["pass_rate_on_pass"]), _cell(m["f1_block"]))
+        console.print(langs)
     if report.get("head_note"):
         console.print(f"[yellow]note:[/yellow] {report['head_note']}")
     if out is not None:

@@ -126,10 +126,10 @@ def test_evaluate_spec_prefilter_with_report(spec_file, tmp_path):
 
 def test_evaluate_commerce_rules_only_with_labels(tmp_path):
     rows = [
-        {"title": "Deals: robot vacuums and air fryers", "text": "", "label": 1},
-        {"title": "Smart speaker", "text": "Use code SAVE20NOW for an extra 20% discount.", "label": 1},
-        {"title": "Solar panel factory opens", "text": NEWS, "label": 0},
-        {"title": "New e-bike unveiled", "text": NEWS, "label": 1},
+        {"title": "Deals: robot vacuums and air fryers", "text": "", "label": 1, "language": "en"},
+        {"title": "Speaker", "text": "Use code SAVE20NOW for an extra 20% discount.", "label": 1, "language": "en"},
+        {"title": "Solar panel factory opens", "text": NEWS, "label": 0, "language": "en"},
+        {"title": "Nova bicicleta elétrica", "text": NEWS, "label": 1, "language": "pt"},
     ]
     data = write_jsonl(tmp_path / "commerce.jsonl", rows)
     out = tmp_path / "c.json"
@@ -141,6 +141,12 @@ def test_evaluate_commerce_rules_only_with_labels(tmp_path):
     assert report["confusion"] == {"tp": 2, "fp": 0, "fn": 1, "tn": 1}
     assert report["reasons"] == {"commerce:deal_title": 1, "commerce:coupon": 1, "passed": 2}
     assert report["f1_block"] == pytest.approx(0.8)
+    assert report["by_language"]["en"]["f1_block"] == 1.0 and report["by_language"]["en"]["n"] == 3
+    # undefined rates are null, not 0: there is no row to pass in Portuguese and nothing was blocked
+    assert report["by_language"]["pt"] == {"n": 1, "n_expected_block": 1, "n_expected_pass": 0,
+                                           "precision_block": None, "recall_block": 0.0, "f1_block": None,
+                                           "pass_rate_on_pass": None}
+    assert "per language" in result.output
 
 
 def test_evaluate_rejects_rows_without_labels_and_missing_files(spec_file, tmp_path):
