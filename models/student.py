@@ -270,7 +270,6 @@ def train_student(spec: FilterSpec, train_rows: Sequence[Mapping[str, Any]], val
     n_trainable = sum(p.numel() for p in trainable)
     n_total = sum(p.numel() for p in model.parameters())
 
-    y_std = torch.from_numpy((y_train - mean) / std)
     w_train = torch.from_numpy(sample_weights(y_train, weights, config.sample_weight_scale))
     steps_per_epoch = math.ceil(len(train_ids) / config.batch_size)
     total_steps = steps_per_epoch * config.epochs
@@ -304,20 +303,35 @@ def train_student(spec: FilterSpec, train_rows: Sequence[Mapping[str, Any]], val
         "trainable_parameters": n_trainable,
         "total_parameters": n_total,
     }
+    loop = _Loop(model, config, tokenizer.pad_token_id, dev, optimizer, scheduler, trainable, total_steps,
+                 torch.from_numpy((y_train - mean) / std), w_train)
+    history: list[dict[str, Any]] = []
     t_train = time.perf_counter()
     bar = tqdm(total=total_steps, desc=f"student {spec.key}", disable=not progress)
     with frozen.active() if frozen is not None else nullcontext() as stub:
-        history, step, skipped = _epochs(
-            model, config, spec, tokenizer, dev, bar, out, meta, base, train_ids, val_ids, y_std, y_val, w_train,
-            mean, std, train_cache, val_cache, stub, total_steps, optimizer, scheduler, trainable, progress)
+        loop.stub = stub
+        for epoch in range(1, config.epochs + 1):
+            if loop.step >= total_steps:
+                break
+            losses = loop.train_epoch(train_ids, train_cache, epoch, bar)
+            raw = loop.predict(val_ids, val_cache, progress="val" if progress else None)
+            report = mae_report(raw * std + mean, y_val, dims, weights)
+            record = {"epoch": epoch, "steps": loop.step, "train_loss": float(np.mean(losses)) if losses else None,
+                      "val": report, "elapsed_s": round(time.perf_counter() - t_train, 1)}
+            history.append(record)
+            bar.write(f"epoch {epoch}: train loss {record['train_loss']}, val MAE {report['mae']:.4f}, "
+                      f"WA MAE {report['wa_mae']:.4f}")
+            if report["mae"] <= min(h["val"]["mae"] for h in history):
+                meta["metrics"] = {"best_epoch": epoch, "val": report, "history": history}
+                _save(model, out, meta, base)
     bar.close()
     best = min(history, key=lambda h: h["val"]["mae"])
     metrics = {
         "best_epoch": best["epoch"],
         "val": best["val"],
         "history": history,
-        "steps": step,
-        "skipped_batches": skipped,
+        "steps": loop.step,
+        "skipped_batches": loop.skipped,
         "tokenize_s": round(tokenize_s, 1),
         "cache_s": round(cache_s, 1),
         "train_s": round(time.perf_counter() - t_train, 1),
@@ -330,67 +344,67 @@ def train_student(spec: FilterSpec, train_rows: Sequence[Mapping[str, Any]], val
     return metrics
 
 
-def _epochs(model: Any, config: StudentConfig, spec: FilterSpec, tokenizer: Any, dev: torch.device, bar: Any,
-            out: Path, meta: dict[str, Any], base: BaseModel, train_ids: list[list[int]], val_ids: list[list[int]],
-            y_std: torch.Tensor, y_val: np.ndarray, w_train: torch.Tensor, mean: np.ndarray, std: np.ndarray,
-            train_cache: list[torch.Tensor] | None, val_cache: list[torch.Tensor] | None, stub: Any,
-            total_steps: int, optimizer: Any, scheduler: Any, trainable: list[torch.nn.Parameter],
-            progress: bool) -> tuple[list[dict[str, Any]], int, int]:
-    """The epoch loop: train, score val, save the adapter whenever val MAE improves."""
-    dims, weights = spec.dimension_names, spec.weights
-    history: list[dict[str, Any]] = []
-    best: dict[str, Any] | None = None
-    step, skipped = 0, 0
-    rng = np.random.default_rng(config.seed)
-    autocast = dev.type == "cuda"
-    t_train = time.perf_counter()
-    for epoch in range(1, config.epochs + 1):
-        if step >= total_steps:
-            break
-        model.train()
-        perm = rng.permutation(len(train_ids))
+@dataclass
+class _Loop:
+    """The optimisation state shared by the epochs: one training pass at a time, and scoring for val."""
+
+    model: Any
+    config: StudentConfig
+    pad_id: int
+    device: torch.device
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    trainable: list[torch.nn.Parameter]
+    total_steps: int
+    y_std: torch.Tensor  # standardised train targets
+    weights: torch.Tensor  # per-row sample weights
+    stub: Any = None  # FrozenBottom stand-in while the cache is active
+    step: int = 0
+    skipped: int = 0
+
+    def __post_init__(self) -> None:
+        self.rng = np.random.default_rng(self.config.seed)
+
+    def train_epoch(self, ids: list[list[int]], cache: list[torch.Tensor] | None, epoch: int, bar: Any) -> list[float]:
+        """One shuffled pass (or until `total_steps`); returns the finite batch losses."""
+        cfg, dev = self.config, self.device
+        self.model.train()
+        perm = self.rng.permutation(len(ids))
         losses: list[float] = []
-        for start in range(0, len(perm), config.batch_size):
-            if step >= total_steps:
+        for start in range(0, len(perm), cfg.batch_size):
+            if self.step >= self.total_steps:
                 break
-            idx = perm[start : start + config.batch_size]
-            input_ids, mask = collate([train_ids[i] for i in idx], tokenizer.pad_token_id)
-            if train_cache is not None:
-                stub.current = FrozenBottom.batch([train_cache[i] for i in idx], dev)
-            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=autocast):
-                logits = model(input_ids=input_ids.to(dev), attention_mask=mask.to(dev)).logits
-            loss = regression_loss(logits.float(), y_std[idx].to(dev), w_train[idx].to(dev), config.loss)
-            step += 1
+            idx = perm[start : start + cfg.batch_size]
+            input_ids, mask = collate([ids[i] for i in idx], self.pad_id)
+            if cache is not None:
+                self.stub.current = FrozenBottom.batch([cache[i] for i in idx], dev)
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=dev.type == "cuda"):
+                logits = self.model(input_ids=input_ids.to(dev), attention_mask=mask.to(dev)).logits
+            loss = regression_loss(logits.float(), self.y_std[idx].to(dev), self.weights[idx].to(dev), cfg.loss)
+            self.step += 1
             bar.update(1)
             if not torch.isfinite(loss):
-                skipped += 1  # the anchor skips NaN batches instead of corrupting the adapter
-                optimizer.zero_grad(set_to_none=True)
-                scheduler.step()
+                self.skipped += 1  # the anchor skips NaN batches instead of corrupting the adapter
+                self.optimizer.zero_grad(set_to_none=True)
+                self.scheduler.step()
                 continue
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(trainable, config.grad_clip)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
+            torch.nn.utils.clip_grad_norm_(self.trainable, cfg.grad_clip)
+            self.optimizer.step()
+            self.scheduler.step()
+            self.optimizer.zero_grad(set_to_none=True)
             losses.append(float(loss.detach()))
             bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}", epoch=epoch)
-        model.eval()
-        raw = _forward_all(model, val_ids, tokenizer.pad_token_id, dev, max(16, config.batch_size * 2),
-                           progress="val" if progress else None, cache=val_cache, stub=stub)
-        report = mae_report(raw * std + mean, y_val, dims, weights)
-        record = {"epoch": epoch, "steps": step, "train_loss": float(np.mean(losses)) if losses else None,
-                  "val": report, "elapsed_s": round(time.perf_counter() - t_train, 1)}
-        history.append(record)
-        bar.write(f"epoch {epoch}: train loss {record['train_loss']}, val MAE {report['mae']:.4f}, "
-                  f"WA MAE {report['wa_mae']:.4f}")
-        if best is None or report["mae"] < best["val"]["mae"]:
-            best = record
-            meta["metrics"] = {"best_epoch": epoch, "val": report, "history": history}
-            _save(model, tokenizer, out, meta, base)
-    return history, step, skipped
+        self.model.eval()
+        return losses
+
+    def predict(self, ids: list[list[int]], cache: list[torch.Tensor] | None, progress: str | None) -> np.ndarray:
+        """Standardised outputs for `ids` (through the cache when it is active)."""
+        return _forward_all(self.model, ids, self.pad_id, self.device, max(16, self.config.batch_size * 2),
+                            progress=progress, cache=cache, stub=self.stub)
 
 
-def _save(model: Any, tokenizer: Any, out: Path, meta: dict[str, Any], base: BaseModel) -> None:
+def _save(model: Any, out: Path, meta: dict[str, Any], base: BaseModel) -> None:
     """Write the PEFT adapter (LoRA + head) and student.json; the base weights are never stored."""
     model.save_pretrained(out)
     cfg_path = out / "adapter_config.json"
