@@ -45,11 +45,10 @@ def broker(
         stop = True
 
     signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)  # Ctrl-C: a flag, not a KeyboardInterrupt that click turns into exit 130
     try:
         while not stop and server.process is not None and server.process.poll() is None:
             time.sleep(0.2)
-    except KeyboardInterrupt:
-        pass
     finally:
         code = server.process.poll() if server.process is not None else None
         server.stop()
