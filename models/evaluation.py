@@ -15,7 +15,7 @@ from filters.spec import FilterSpec
 from models.curve import route_stats
 from models.pipeline import Pipeline, Stage2Request
 from models.records import Prepared
-from models.router import Router
+from models.router import Router, route_statistic
 from models.training.data import Dataset
 
 
@@ -59,8 +59,9 @@ def regression_metrics(spec: FilterSpec, pred: np.ndarray, ref: np.ndarray, *, n
     }
 
 
-def _load_baseline(fm_dir: Path) -> Router | None:
-    return Router.load(fm_dir, "router_baseline") if (fm_dir / "router_baseline.json").is_file() else None
+def _alternatives(fm_dir: Path) -> list[Router]:
+    """The routers trained beside the shipped one (baseline and alternatives), for the comparison in the report."""
+    return [Router.load(fm_dir, p.stem) for p in sorted(fm_dir.glob("router_*.json"))]
 
 
 def evaluate(pipeline: Pipeline, filter_name: str, data: Dataset, *, n_boot: int = 1000, seed: int = 0,
@@ -80,7 +81,7 @@ def evaluate(pipeline: Pipeline, filter_name: str, data: Dataset, *, n_boot: int
     emb = np.stack([p.embedding for p in prepared]) if prepared else np.zeros((0, pipeline.encoder.dimension))
 
     t0 = time.perf_counter()
-    probe_scores, stat = pipeline.probe_scores(filter_name, emb)
+    probe_scores, stat = pipeline.probe_scores(filter_name, emb, [p.article for p in prepared])
     t_stage1 = time.perf_counter() - t0
     report: dict[str, Any] = {
         "filter": spec.key, "data": data.source, "data_sha256": data.data_hash, "n": int(len(prepared)),
@@ -130,10 +131,10 @@ def evaluate(pipeline: Pipeline, filter_name: str, data: Dataset, *, n_boot: int
     else:
         hybrid["speedup_measured"] = None
     routers = {fm.router.kind: {**route_stats(stat, positive, fm.router.threshold), "shipped": True}}
-    base = _load_baseline(artifacts_dir or spec.artifacts_dir)
-    if base is not None and base.kind != fm.router.kind:
-        wa = fm.probe.weighted_average(probe_scores)
-        routers[base.kind] = {**route_stats(base.statistic(None, wa), positive, base.threshold), "shipped": False}
+    for other in _alternatives(artifacts_dir or spec.artifacts_dir):
+        if other.kind not in routers:
+            stat_o = route_statistic(other, fm.probe, emb, probe_scores, spec.weights)
+            routers[other.kind] = {**route_stats(stat_o, positive, other.threshold), "shipped": False}
     hybrid["routers"] = routers
     report["hybrid"] = hybrid
     n = max(1, len(prepared))

@@ -23,7 +23,7 @@ from models.calibration import Calibration
 from models.embedding import Encoder
 from models.probe import Probe
 from models.records import Prepared, Rejection, Result, Stage2Request
-from models.router import Router, router_features
+from models.router import Router, route_statistic
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ class FilterModels:
         router = Router.load(directory)
         calibration = Calibration.load(directory, spec.dimension_names)
         student = None
-        if with_student and (directory / STUDENT_DIR).is_dir():
+        if with_student and (directory / STUDENT_DIR / "student.json").is_file():
             from models.student import Student
 
             student = Student.load(directory / STUDENT_DIR, device=device)
@@ -230,15 +230,13 @@ class Pipeline:
                       fingerprint=fm.fingerprint, latency_ms=round(latency, 3), scored_at=_now_iso(),
                       title=str(article.get("title", ""))[:300])
 
-    def probe_scores(self, filter_name: str, embeddings: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Probe scores (n, n_dims) and the router statistic (n,) for a batch of embeddings."""
+    def probe_scores(self, filter_name: str, embeddings: np.ndarray,
+                     articles: Sequence[Mapping[str, Any]] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Probe scores (n, n_dims) and the router statistic (n,) for a batch of embeddings (+ their articles,
+        whose source/language the probe may use)."""
         fm = self._models(filter_name)
-        scores = fm.probe.predict(embeddings)
-        wa = fm.probe.weighted_average(scores)
-        feats = None
-        if fm.router.kind == "classifier":
-            feats = router_features(fm.probe.standardise(embeddings), scores, fm.spec.weights)
-        return scores, fm.router.statistic(feats, wa)
+        scores = fm.probe.predict(embeddings, articles)
+        return scores, route_statistic(fm.router, fm.probe, embeddings, scores, fm.spec.weights)
 
     def route(self, prepared: Sequence[Prepared], filter_name: str) -> list[Result | Stage2Request]:
         """Prefilter → probe → router: a Result (prefilter/stage1) or a Stage2Request per article, in order."""
@@ -254,7 +252,7 @@ class Pipeline:
             passed.append(i)
         if passed:
             emb = np.stack([prepared[i].embedding for i in passed])
-            scores, stat = self.probe_scores(filter_name, emb)
+            scores, stat = self.probe_scores(filter_name, emb, [prepared[i].article for i in passed])
             wa = fm.probe.weighted_average(scores)
             to_stage2 = fm.router.needs_stage2(stat)
             dims = fm.spec.dimension_names

@@ -13,7 +13,8 @@ from sklearn.linear_model import LogisticRegression
 
 ROUTER_CONFIG = "router.json"
 ROUTER_WEIGHTS = "router.safetensors"
-RouterKind = Literal["wa_threshold", "classifier"]
+RouterKind = Literal["wa_threshold", "classifier", "ensemble"]
+KNN_K = 10
 
 
 def router_features(standardised: np.ndarray, probe_scores: np.ndarray, weights: list[float]) -> np.ndarray:
@@ -32,9 +33,34 @@ def choose_operating_point(scores: np.ndarray, positive: np.ndarray, max_fn: flo
     return float(pos[allowed]) if allowed < len(pos) else float(pos[-1])
 
 
+def knn_max_wa(embeddings: np.ndarray, bank: np.ndarray, bank_wa: np.ndarray, k: int = KNN_K) -> np.ndarray:
+    """Highest reference WA among the k most cosine-similar labelled training articles."""
+    q = np.asarray(embeddings, dtype=np.float32)
+    q = q / np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12)
+    sims = q @ bank.astype(np.float32).T
+    k = min(k, bank.shape[0])
+    idx = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+    return bank_wa.astype(np.float64)[idx].max(1)
+
+
+def empirical_cdf(values: np.ndarray, n: int = 201) -> np.ndarray:
+    """Quantile breakpoints of `values` (to turn a statistic into a rank in [0, 1] with np.interp)."""
+    return np.quantile(np.asarray(values, dtype=np.float64), np.linspace(0, 1, n)).astype(np.float32)
+
+
+def cdf_rank(values: np.ndarray, breakpoints: np.ndarray) -> np.ndarray:
+    return np.interp(values, breakpoints, np.linspace(0, 1, len(breakpoints)))
+
+
 @dataclass
 class Router:
-    """Routes an article to Stage 2 when its statistic ≥ `threshold`; the statistic depends on `kind`."""
+    """Routes an article to Stage 2 when its statistic ≥ `threshold`; the statistic depends on `kind`:
+
+    - `wa_threshold`: the probe's weighted average (the anchor's router, kept as the baseline);
+    - `classifier`: P(reference WA ≥ protected edge) from a logistic head on embedding + probe outputs;
+    - `ensemble`: mean of the ranks of that probability and of the highest reference WA among the k nearest
+      labelled training articles (a kNN memory of the training set, fp16 embeddings shipped with the router).
+    """
 
     kind: RouterKind
     threshold: float
@@ -42,22 +68,35 @@ class Router:
     coef: np.ndarray | None = None
     intercept: float = 0.0
     metrics: dict[str, Any] = field(default_factory=dict)
+    bank: np.ndarray | None = None  # (m, dim) L2-normalised training embeddings (fp16)
+    bank_wa: np.ndarray | None = None  # (m,) their reference WA
+    cdf_p: np.ndarray | None = None  # rank breakpoints of the classifier logit
+    cdf_knn: np.ndarray | None = None  # rank breakpoints of the kNN max WA
 
-    def statistic(self, features: np.ndarray | None, probe_wa: np.ndarray) -> np.ndarray:
-        """The route score: probe WA (baseline) or P(reference WA ≥ protected edge) (classifier)."""
+    def ensemble_statistic(self, logits: np.ndarray, knn: np.ndarray) -> np.ndarray:
+        assert self.cdf_p is not None and self.cdf_knn is not None
+        return 0.5 * (cdf_rank(logits, self.cdf_p) + cdf_rank(knn, self.cdf_knn))
+
+    def statistic(self, features: np.ndarray | None, probe_wa: np.ndarray,
+                  embeddings: np.ndarray | None = None) -> np.ndarray:
+        """The route score of each article (see the class docstring)."""
         if self.kind == "wa_threshold":
             return np.asarray(probe_wa, dtype=np.float64)
         if features is None or self.coef is None:
-            raise ValueError("a classifier router needs features (see router_features)")
+            raise ValueError(f"a {self.kind} router needs features (see router_features)")
         logits = np.asarray(features, dtype=np.float64) @ self.coef.astype(np.float64) + self.intercept
-        return 1.0 / (1.0 + np.exp(-logits))
+        if self.kind == "classifier":
+            return 1.0 / (1.0 + np.exp(-logits))
+        if embeddings is None or self.bank is None or self.bank_wa is None:
+            raise ValueError("an ensemble router needs the raw embeddings and its training bank")
+        return self.ensemble_statistic(logits, knn_max_wa(embeddings, self.bank, self.bank_wa))
 
     def needs_stage2(self, statistic: np.ndarray) -> np.ndarray:
         return np.asarray(statistic) >= self.threshold
 
     def with_threshold(self, threshold: float) -> Router:
         return Router(self.kind, float(threshold), self.protected_threshold, self.coef, self.intercept,
-                      dict(self.metrics))
+                      dict(self.metrics), self.bank, self.bank_wa, self.cdf_p, self.cdf_knn)
 
     def save(self, directory: Path, stem: str = "router") -> list[Path]:
         directory.mkdir(parents=True, exist_ok=True)
@@ -65,7 +104,13 @@ class Router:
                 "intercept": self.intercept, "metrics": self.metrics}
         paths = [directory / f"{stem}.json"]
         if self.coef is not None:
-            save_file({"coef": self.coef.astype(np.float32)}, str(directory / f"{stem}.safetensors"))
+            tensors = {"coef": self.coef.astype(np.float32)}
+            if self.kind == "ensemble":
+                assert self.bank is not None and self.bank_wa is not None
+                assert self.cdf_p is not None and self.cdf_knn is not None
+                tensors |= {"bank": self.bank.astype(np.float16), "bank_wa": self.bank_wa.astype(np.float16),
+                            "cdf_p": self.cdf_p.astype(np.float32), "cdf_knn": self.cdf_knn.astype(np.float32)}
+            save_file(tensors, str(directory / f"{stem}.safetensors"))
             paths.append(directory / f"{stem}.safetensors")
         paths[0].write_text(json.dumps(meta, indent=2) + "\n")
         return paths
@@ -73,11 +118,22 @@ class Router:
     @classmethod
     def load(cls, directory: Path, stem: str = "router") -> Router:
         meta = json.loads((directory / f"{stem}.json").read_text())
-        coef = None
-        if meta["kind"] == "classifier":
-            coef = load_file(str(directory / f"{stem}.safetensors"))["coef"]
-        return cls(meta["kind"], float(meta["threshold"]), float(meta["protected_threshold"]), coef,
-                   float(meta.get("intercept", 0.0)), meta.get("metrics", {}))
+        t: dict[str, np.ndarray] = {}
+        if meta["kind"] != "wa_threshold":
+            t = load_file(str(directory / f"{stem}.safetensors"))
+        return cls(meta["kind"], float(meta["threshold"]), float(meta["protected_threshold"]), t.get("coef"),
+                   float(meta.get("intercept", 0.0)), meta.get("metrics", {}), t.get("bank"), t.get("bank_wa"),
+                   t.get("cdf_p"), t.get("cdf_knn"))
+
+
+def route_statistic(router: Router, probe: Any, embeddings: np.ndarray, probe_scores: np.ndarray,
+                    weights: list[float]) -> np.ndarray:
+    """The router's statistic for raw embeddings and the probe's scores (features built as the router needs)."""
+    wa = np.asarray(probe_scores, dtype=np.float64) @ np.asarray(weights, dtype=np.float64)
+    if router.kind == "wa_threshold":
+        return router.statistic(None, wa)
+    feats = router_features(probe.standardise(embeddings), probe_scores, weights)
+    return router.statistic(feats, wa, embeddings)
 
 
 def fit_classifier(
@@ -91,14 +147,22 @@ def fit_classifier(
     return clf.coef_[0].astype(np.float32), float(clf.intercept_[0])
 
 
-def oof_classifier_scores(features: np.ndarray, positive: np.ndarray, folds: int = 5, c: float = 0.05,
-                          seed: int = 0) -> np.ndarray:
-    """Out-of-fold P(protected) over a training set, for choosing the operating point on unseen predictions."""
+def oof_router_scores(features: np.ndarray, positive: np.ndarray, embeddings: np.ndarray, wa: np.ndarray,
+                      folds: int = 5, c: float = 0.05, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Out-of-fold classifier logits and kNN max WA over a training set (each row scored by the other folds),
+    for choosing operating points on predictions the router did not see."""
     from sklearn.model_selection import StratifiedKFold
 
-    out = np.zeros(len(features))
+    logits, knn = np.zeros(len(features)), np.zeros(len(features))
+    bank = normalise(embeddings)
     skf = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     for tr, te in skf.split(features, positive.astype(int)):
         coef, b = fit_classifier(features[tr], positive[tr], c, seed)
-        out[te] = 1.0 / (1.0 + np.exp(-(features[te].astype(np.float64) @ coef + b)))
-    return out
+        logits[te] = features[te].astype(np.float64) @ coef + b
+        knn[te] = knn_max_wa(embeddings[te], bank[tr], wa[tr])
+    return logits, knn
+
+
+def normalise(embeddings: np.ndarray) -> np.ndarray:
+    e = np.asarray(embeddings, dtype=np.float32)
+    return e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12)

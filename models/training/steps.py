@@ -18,7 +18,16 @@ from models.calibration import Calibration, fit_isotonic
 from models.curve import route_stats, sweep, write_curve
 from models.embedding import Encoder
 from models.probe import Probe, ProbeConfig, train_probe
-from models.router import Router, choose_operating_point, fit_classifier, oof_classifier_scores, router_features
+from models.router import (
+    Router,
+    choose_operating_point,
+    empirical_cdf,
+    fit_classifier,
+    normalise,
+    oof_router_scores,
+    route_statistic,
+    router_features,
+)
 from models.training.cache import EmbeddingCache, cache_dir
 from models.training.data import Dataset, load_dataset
 from models.training.split import Split, split_dataset
@@ -103,6 +112,9 @@ class TrainRun:
         return [{**self.data.articles[i], "scores": dict(zip(dims, map(float, self.data.labels[i]), strict=True))}
                 for i in idx]
 
+    def articles(self, idx: np.ndarray) -> list[dict[str, Any]]:
+        return [self.data.articles[i] for i in idx]
+
     def positive(self, idx: np.ndarray) -> np.ndarray:
         return self.data.weighted_averages(self.spec.weights)[idx] >= self.spec.protected_threshold
 
@@ -149,14 +161,16 @@ class TrainRun:
         from tqdm import tqdm
 
         folds = KFold(opt.folds, shuffle=True, random_state=opt.seed).split(s.train)
+        arts = self.data.articles
+        val_arts = [arts[i] for i in s.val]
         for tr, te in tqdm(list(folds), desc="probe out-of-fold", unit="fold"):
             p = train_probe(x[s.train[tr]], y[s.train[tr]], x[s.val], y[s.val], self.spec.dimension_names,
-                            self.spec.weights, fold_cfg)
-            oof[te] = p.predict(x[s.train[te]])
+                            self.spec.weights, fold_cfg, [arts[i] for i in s.train[tr]], val_arts)
+            oof[te] = p.predict(x[s.train[te]], [arts[i] for i in s.train[te]])
         np.save(self.workdir / "probe_oof.npy", oof)
         t0 = time.perf_counter()
         probe = train_probe(x[s.train], y[s.train], x[s.val], y[s.val], self.spec.dimension_names, self.spec.weights,
-                            opt.probe)
+                            opt.probe, [arts[i] for i in s.train], val_arts)
         probe.save(self.out_dir)
         w = np.asarray(self.spec.weights)
         metrics = {**probe.metrics, "seconds": round(time.perf_counter() - t0, 1),
@@ -165,43 +179,54 @@ class TrainRun:
         return self._record("probe", metrics)
 
     def step_router(self) -> dict[str, Any]:
-        """Baseline (probe WA threshold) and classifier routers; operating points on OOF-train + val positives."""
-        from models.probe import Probe
-
+        """Baseline (probe WA), classifier and kNN-ensemble routers; operating points chosen on out-of-fold train
+        predictions + val (more protected articles than val alone), at `fn_margin` × the spec's FN target. The
+        router with the smallest Stage-2 share on that pool is shipped as `router`, the others beside it."""
         s, x, opt = self.split, self.embeddings, self.options
         probe = Probe.load(self.out_dir)
         oof = np.load(self.workdir / "probe_oof.npy")
-        val_scores = probe.predict(x[s.val])
+        val_scores = probe.predict(x[s.val], self.articles(s.val))
         w = self.spec.weights
+        wa_all = self.data.weighted_averages(w)
         pos_tr, pos_va = self.positive(s.train), self.positive(s.val)
         pool_pos = np.concatenate([pos_tr, pos_va])
         target = self.spec.hybrid.max_false_negative_rate * opt.fn_margin
         pt = self.spec.protected_threshold
 
-        # baseline: the anchor's probe-WA threshold
         wa_pool = np.concatenate([oof @ np.asarray(w), probe.weighted_average(val_scores)])
         base = Router("wa_threshold", choose_operating_point(wa_pool, pool_pos, target), pt)
-        # classifier: P(WA >= protected edge) from the standardised embedding + probe outputs
         f_tr = router_features(probe.standardise(x[s.train]), oof, w)
         f_va = router_features(probe.standardise(x[s.val]), val_scores, w)
-        oof_p = oof_classifier_scores(f_tr, pos_tr, opt.folds, opt.router_c, opt.seed)
+        oof_logit, oof_knn = oof_router_scores(f_tr, pos_tr, x[s.train], wa_all[s.train], opt.folds, opt.router_c,
+                                               opt.seed)
         coef, b = fit_classifier(f_tr, pos_tr, opt.router_c, opt.seed)
         clf = Router("classifier", 0.0, pt, coef, b)
-        p_pool = np.concatenate([oof_p, clf.statistic(f_va, probe.weighted_average(val_scores))])
-        clf = clf.with_threshold(choose_operating_point(p_pool, pool_pos, target))
+        clf_pool = np.concatenate([1 / (1 + np.exp(-oof_logit)), clf.statistic(f_va, None)])
+        clf = clf.with_threshold(choose_operating_point(clf_pool, pool_pos, target))
+        ens = Router("ensemble", 0.0, pt, coef, b, bank=normalise(x[s.train]).astype(np.float16),
+                     bank_wa=wa_all[s.train].astype(np.float16), cdf_p=empirical_cdf(oof_logit),
+                     cdf_knn=empirical_cdf(oof_knn))
+        ens_pool = np.concatenate([ens.ensemble_statistic(oof_logit, oof_knn),
+                                   ens.statistic(f_va, None, x[s.val])])
+        ens = ens.with_threshold(choose_operating_point(ens_pool, pool_pos, target))
 
         metrics: dict[str, Any] = {"fn_target": self.spec.hybrid.max_false_negative_rate, "fn_selection": target,
                                    "selection_pool": {"n": int(len(pool_pos)), "protected": int(pool_pos.sum())}}
-        for r, stat in ((base, wa_pool), (clf, p_pool)):
+        pools = {"wa_threshold": wa_pool, "classifier": clf_pool, "ensemble": ens_pool}
+        routers = [base, clf, ens]
+        for r in routers:
+            stat = pools[r.kind]
             r.metrics = {"selection": route_stats(stat, pool_pos, r.threshold),
                          "val": route_stats(stat[len(pos_tr):], pos_va, r.threshold)}
             metrics[r.kind] = r.metrics
-        chosen = min((base, clf), key=lambda r: r.metrics["selection"]["stage2_share"])
-        other = base if chosen is clf else clf
+        chosen = min(routers, key=lambda r: r.metrics["selection"]["stage2_share"])
+        for old in self.out_dir.glob("router*"):
+            old.unlink()
         chosen.save(self.out_dir, "router")
-        other.save(self.out_dir, "router_baseline" if other is base else "router_alternative")
+        for r in routers:
+            if r is not chosen:
+                r.save(self.out_dir, "router_baseline" if r is base else f"router_{r.kind}")
         metrics["shipped"] = chosen.kind
-        np.save(self.workdir / "router_pool.npy", np.stack([wa_pool, p_pool, pool_pos.astype(float)]))
         return self._record("router", metrics)
 
     def step_student(self) -> dict[str, Any]:
@@ -263,19 +288,17 @@ class TrainRun:
         return self._record("calibrate", {"applied": cal.applied, **stats})
 
     def step_curve(self) -> dict[str, Any]:
-        """Sweep both routers on the test split; speed-up modelled from measured per-article Stage-1/2 costs."""
-        s, x, w = self.split, self.embeddings, np.asarray(self.spec.weights)
+        """Sweep every router on the test split; speed-up modelled from measured per-article Stage-1/2 costs."""
+        s, x = self.split, self.embeddings
         probe = Probe.load(self.out_dir)
-        scores = probe.predict(x[s.test])
+        scores = probe.predict(x[s.test], self.articles(s.test))
         pos = self.positive(s.test)
         timing = self._measure_costs(s.test)
         curves: dict[str, Any] = {}
-        for stem in ("router", "router_baseline", "router_alternative"):
-            if not (self.out_dir / f"{stem}.json").is_file():
-                continue
+        for path in sorted(self.out_dir.glob("router*.json")):
+            stem = path.stem
             r = Router.load(self.out_dir, stem)
-            feats = router_features(probe.standardise(x[s.test]), scores, w) if r.kind == "classifier" else None
-            stat = r.statistic(feats, scores @ w)
+            stat = route_statistic(r, probe, x[s.test], scores, self.spec.weights)
             op = route_stats(stat, pos, r.threshold)
             if timing:
                 from models.curve import modelled_speedup
@@ -308,9 +331,8 @@ class TrainRun:
         probe = Probe.load(self.out_dir)
         r = Router.load(self.out_dir)
         t0 = time.perf_counter()
-        sc = probe.predict(self.embeddings[sub])
-        r.statistic(router_features(probe.standardise(self.embeddings[sub]), sc, self.spec.weights),
-                    probe.weighted_average(sc))
+        sc = probe.predict(self.embeddings[sub], arts)
+        route_statistic(r, probe, self.embeddings[sub], sc, self.spec.weights)
         t1 = (time.perf_counter() - t0) / len(sub)
         return {"stage1_s_per_article": t1, "stage2_s_per_article": t2, "n_timed": int(len(sub)),
                 "device": str(student.device)}

@@ -20,7 +20,7 @@ def test_train_then_evaluate(tmp_path, monkeypatch, fake_encoder, spec_data):
     assert res.exit_code == 0, res.output
     art = spec_path.parent / "artifacts"
     manifest = json.loads((art / "manifest.json").read_text())
-    assert manifest["metrics"]["router"]["shipped"] in {"classifier", "wa_threshold"}
+    assert manifest["metrics"]["router"]["shipped"] in {"classifier", "wa_threshold", "ensemble"}
     assert (art / "test_report.json").is_file()
 
     out = tmp_path / "report.json"

@@ -70,7 +70,7 @@ def test_train_run_wrote_test_report_and_curve(trained):
     report = json.loads((run.out_dir / "test_report.json").read_text())
     assert report["split"] == "test" and report["n"] == len(run.split.test)
     curve = json.loads((run.out_dir / "routing_curve.json").read_text())
-    assert {"wa_threshold", "classifier"} == set(curve["routers"])
+    assert {"wa_threshold", "classifier", "ensemble"} == set(curve["routers"])
     for r in curve["routers"].values():
         assert {"fn_rate", "stage2_share"} <= set(r["operating_point"]) and r["points"]
     assert (run.out_dir / "routing_curve.png").read_bytes()[:4] == b"\x89PNG"

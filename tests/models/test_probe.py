@@ -31,10 +31,10 @@ def test_probe_learns_and_round_trips(fake_encoder, tmp_path):
 
     probe.save(tmp_path)
     meta = json.loads((tmp_path / PROBE_CONFIG).read_text())
-    assert meta["n_members"] == 2 and meta["dimension_names"] == DIMS and meta["config"]["hidden"] == [256, 128]
+    assert meta["n_members"] == 2 and meta["dimension_names"] == DIMS and meta["config"]["hidden"] == [512, 256]
     assert not list(tmp_path.glob("*.pkl")) and (tmp_path / PROBE_WEIGHTS).is_file()
     again = Probe.load(tmp_path)
-    np.testing.assert_allclose(again.predict(xt), pred, atol=1e-6)
+    np.testing.assert_allclose(again.predict(xt), pred, atol=0.02)  # weights stored as fp16
     np.testing.assert_allclose(again.weighted_average(pred), pred @ np.array([0.5, 0.3, 0.2]))
 
 
