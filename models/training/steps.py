@@ -347,12 +347,18 @@ class TrainRun:
         report = evaluate(pipe, self.spec.name, self.data.subset(self.split.test), n_boot=self.options.n_boot,
                           artifacts_dir=self.out_dir)
         report["split"] = "test"
+        y_te, w = self.data.labels[self.split.test], np.asarray(self.spec.weights)
+        mean = self.data.labels[self.split.train].mean(0)
+        report["mean_predictor"] = {"mae": float(np.abs(y_te - mean).mean()),
+                                    "wa_mae": float(np.abs((y_te - mean) @ w).mean()),
+                                    "note": "train-split mean of every dimension, scored on the test split"}
         (out or self.out_dir / "test_report.json").write_text(json.dumps(report, indent=2) + "\n")
         summary = {k: {m: report[k][m] for m in ("mae", "wa_mae", "tier_accuracy", "spearman_wa")}
                    for k in ("probe", "student", "hybrid") if report.get(k)}
         summary["hybrid_routing"] = {k: report["hybrid"].get(k) for k in ("fn_rate", "stage2_share",
                                                                            "speedup_measured")}
         summary["calibration"] = report["calibration"]
+        summary["mean_predictor"] = report["mean_predictor"]
         return self._record("evaluate", summary)
 
     def run(self, steps: tuple[str, ...] = STEPS) -> dict[str, Any]:
