@@ -125,6 +125,12 @@ def evaluate(pipeline: Pipeline, filter_name: str, data: Dataset, *, n_boot: int
     n_pos = int(positive.sum())
     hybrid["fn_rate"] = float((positive & ~routed).sum() / n_pos) if n_pos else 0.0
     hybrid["stage2_share"] = float(routed.mean()) if len(routed) else 0.0
+    if fm.student is not None:
+        # "model mode" (anchor §7.3): protected by the Stage-2 output itself; measures what the hybrid loses
+        # relative to running Stage 2 on everything
+        pos_s = cal @ np.asarray(spec.weights) >= spec.protected_threshold
+        hybrid["fn_rate_vs_stage2"] = float((pos_s & ~routed).sum() / pos_s.sum()) if pos_s.any() else 0.0
+        hybrid["n_protected_by_stage2"] = int(pos_s.sum())
     if "hybrid_s" in timing:
         hybrid["speedup_measured"] = timing["stage2_all_s"] / timing["hybrid_s"]
         hybrid["speedup_measured_incl_embedding"] = timing["stage2_all_s"] / (timing["hybrid_s"] + t_embed)

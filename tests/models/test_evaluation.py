@@ -37,7 +37,7 @@ def test_report_has_every_section(pipe, trained, tmp_path):
         assert lo <= report[section]["mae"] <= hi
         assert set(report[section]["per_dimension"]) == set(spec.dimension_names)
     h = report["hybrid"]
-    assert {"fn_rate", "stage2_share", "speedup_measured"} <= set(h)
+    assert {"fn_rate", "stage2_share", "speedup_measured", "fn_rate_vs_stage2"} <= set(h)
     assert 0 < h["stage2_share"] < 1 and h["speedup_measured"] > 0
     assert {"applied", "mae_before", "mae_after"} <= set(report["calibration"])
     # the hybrid mixes student rows (routed) and probe rows: its MAE lies between or near the two
