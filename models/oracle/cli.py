@@ -32,6 +32,7 @@ def label(
     cache: Path | None = typer.Option(None, "--cache", help="reply cache file (default: next to --output)"),
     no_cache: bool = typer.Option(False, "--no-cache", help="neither read nor write the reply cache"),
     max_retries: int = typer.Option(4, "--max-retries", min=0),
+    rpm: float | None = typer.Option(None, "--rpm", min=0.1, help="at most this many requests per minute"),
     backoff: float = typer.Option(1.0, "--backoff", min=0.0, help="first backoff in seconds (doubles, with jitter)"),
     timeout: float = typer.Option(120.0, "--timeout", min=1.0, help="seconds per HTTP request"),
     max_words: int = typer.Option(800, "--max-words", min=0, help="compress longer texts to 70 % head + 30 % tail"),
@@ -59,7 +60,7 @@ def label(
 
     async def go() -> dict:
         client = OracleClient(prov, model, concurrency=concurrency, max_retries=max_retries, backoff_base=backoff,
-                              timeout=timeout)
+                              timeout=timeout, requests_per_minute=rpm)
         try:
             run = LabelingRun(spec, client, provider=provider, prompt=prompt, cache=reply_cache, price=price,
                               max_words=max_words or None, workers=concurrency,

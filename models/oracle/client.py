@@ -53,6 +53,8 @@ class OracleClient:
         http: httpx.AsyncClient | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         seed: int | None = None,
+        requests_per_minute: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, got {concurrency}")
@@ -66,6 +68,21 @@ class OracleClient:
         self._limit = asyncio.Semaphore(concurrency)
         self._sleep = sleep
         self._rng = random.Random(seed)
+        self._interval = 60.0 / requests_per_minute if requests_per_minute else 0.0
+        self._clock = clock
+        self._next_slot = 0.0
+        self._pace_lock = asyncio.Lock()
+
+    async def _pace(self) -> None:
+        """Space request starts `60 / requests_per_minute` seconds apart (a provider's RPM tier), retries included."""
+        if not self._interval:
+            return
+        async with self._pace_lock:
+            now = self._clock()
+            wait = self._next_slot - now
+            self._next_slot = max(now, self._next_slot) + self._interval
+        if wait > 0:
+            await self._sleep(wait)
 
     def backoff(self, retry: int, retry_after: float | None = None) -> float:
         delay = min(self.backoff_max, self.backoff_base * 2 ** (retry - 1) * (0.5 + self._rng.random()))
@@ -81,6 +98,7 @@ class OracleClient:
             while True:
                 attempt += 1
                 retry_after: float | None = None
+                await self._pace()
                 try:
                     response = await self._http.post(url, headers=headers, json=body)
                 except httpx.TimeoutException as err:

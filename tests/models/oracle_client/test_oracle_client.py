@@ -128,3 +128,23 @@ def test_reply_shapes_parse_usage():
     assert (g.text, g.input_tokens, g.output_tokens) == ("{}", 5, 5)
     a = Anthropic("http://x", "k").parse({"content": [{"type": "text", "text": "{}"}], "usage": {"input_tokens": 9}})
     assert (a.text, a.input_tokens, a.output_tokens) == ("{}", 9, 0)
+
+
+async def test_requests_per_minute_spaces_request_starts():
+    now = {"t": 100.0}
+    sleeps = Sleeps()
+
+    async def sleep(delay: float) -> None:
+        sleeps.delays.append(delay)
+        now["t"] += delay
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"choices": [{"message": {"content": "{}"}}]})
+
+    http = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    client = OracleClient(OpenAICompatible("vllm", "http://local/v1"), "m", http=http, sleep=sleep,
+                          requests_per_minute=120, clock=lambda: now["t"])
+    for _ in range(3):
+        await client.complete("p")
+    await http.aclose()
+    assert sleeps.delays == [0.5, 0.5]  # 120/min = one start every 0.5 s
