@@ -164,6 +164,12 @@ def to_markdown(report: dict[str, Any]) -> str:
     lines += ["", f"Hybrid: {h['stage2_share']:.1%} sent to Stage 2, FN rate {h['fn_rate']:.2%} on "
               f"{report['n_protected']} protected articles (WA ≥ {report['protected_threshold']})"
               + (f", measured speed-up {h['speedup_measured']:.2f}×" if h.get("speedup_measured") else "") + "."]
+    if h.get("fn_rate_vs_stage2") is not None:
+        lines.append(f"FN rate against the Stage-2 output itself: {h['fn_rate_vs_stage2']:.2%} "
+                     f"({h['n_protected_by_stage2']} articles protected by Stage 2).")
+    if report.get("mean_predictor"):
+        m = report["mean_predictor"]
+        lines.append(f"Mean predictor (train means): MAE {m['mae']:.3f}, WA MAE {m['wa_mae']:.3f}.")
     for kind, r in h.get("routers", {}).items():
         lines.append(f"- router `{kind}`{' (shipped)' if r.get('shipped') else ''}: threshold {r['threshold']:.4g}, "
                      f"FN {r['fn_rate']:.2%}, Stage-2 share {r['stage2_share']:.1%}")

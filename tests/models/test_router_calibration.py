@@ -91,3 +91,35 @@ def test_missing_calibration_file_is_identity(tmp_path):
     cal = Calibration.load(tmp_path, ["a"])
     assert cal.applied is False
     np.testing.assert_allclose(cal.apply(np.array([[11.0], [3.0]])), [[10.0], [3.0]])
+
+
+def test_ensemble_router_uses_knn_memory(tmp_path):
+    from models.router import empirical_cdf, knn_max_wa, normalise, route_statistic
+
+    rng = np.random.default_rng(4)
+    emb = rng.normal(size=(200, 8)).astype(np.float32)
+    wa = np.clip(5 + 3 * emb[:, 0], 0, 10)
+    # the nearest labelled neighbour of a copy of row 0 is row 0 itself: its WA is the max among 1 neighbour
+    assert knn_max_wa(emb[:1] * 2, normalise(emb), wa, k=1)[0] == pytest.approx(wa[0])
+    feats = router_features(emb, np.zeros((200, 3), dtype=np.float32), [0.5, 0.3, 0.2])
+    coef, b = fit_classifier(feats, wa >= 6)
+    logits = feats @ coef + b
+    knn = knn_max_wa(emb, normalise(emb), wa)
+    r = Router("ensemble", 0.5, 6.0, coef, b, bank=normalise(emb).astype(np.float16),
+               bank_wa=wa.astype(np.float16), cdf_p=empirical_cdf(logits), cdf_knn=empirical_cdf(knn))
+    stat = r.statistic(feats, None, emb)
+    assert stat.min() >= 0 and stat.max() <= 1
+    assert stat[wa >= 6].mean() > stat[wa < 4].mean() + 0.3
+    r.save(tmp_path)
+    again = Router.load(tmp_path)
+    assert again.kind == "ensemble" and again.bank.shape == (200, 8)
+    np.testing.assert_allclose(again.statistic(feats, None, emb), stat, atol=1e-2)
+
+    class _Probe:  # route_statistic builds the features the router needs from a probe
+        def standardise(self, e):
+            return e
+
+    np.testing.assert_allclose(route_statistic(again, _Probe(), emb, np.zeros((200, 3), np.float32),
+                                               [0.5, 0.3, 0.2]), again.statistic(feats, None, emb))
+    with pytest.raises(ValueError, match="raw embeddings"):
+        again.statistic(feats, None)
