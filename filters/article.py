@@ -29,6 +29,12 @@ class Article(BaseModel):
     published: datetime | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
 
+    @field_validator("content", "url", "source", "source_type", "language", mode="before")
+    @classmethod
+    def _null_is_missing(cls, value: Any) -> Any:
+        # Ingest services send JSON null for unknown optional text fields; null means "not given".
+        return "" if value is None else value
+
     @field_validator("id", mode="before")
     @classmethod
     def _id_as_str(cls, value: Any) -> Any:

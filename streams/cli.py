@@ -16,11 +16,12 @@ def _register() -> None:
     # Each area owns a `register(app)` in its own cli module; import order sets the help order.
     from filters import cli as filters_cli
     from models import cli as models_cli
+    from models import workflow_cli
     from models.oracle import cli as oracle_cli
     from monitoring import cli as monitoring_cli
     from streams import commands as stream_commands
 
-    for module in (filters_cli, models_cli, oracle_cli, stream_commands, monitoring_cli):
+    for module in (filters_cli, models_cli, oracle_cli, workflow_cli, stream_commands, monitoring_cli):
         module.register(app)
 
 
