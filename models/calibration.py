@@ -22,6 +22,15 @@ class Calibration:
     y: list[list[float]]
     applied: bool = True
     stats: dict[str, Any] = field(default_factory=dict)
+    blend: list[float] | None = None  # per-dimension weight of the student vs the probe in Stage 2 (None = 1.0)
+
+    def combine(self, student_raw: np.ndarray, probe_scores: np.ndarray | None) -> np.ndarray:
+        """Stage-2 raw scores: `blend × student + (1 − blend) × probe` per dimension (student alone without blend)."""
+        student_raw = np.asarray(student_raw, dtype=np.float64)
+        if self.blend is None or probe_scores is None:
+            return student_raw
+        a = np.asarray(self.blend, dtype=np.float64)
+        return a * student_raw + (1.0 - a) * np.asarray(probe_scores, dtype=np.float64)
 
     @classmethod
     def identity(cls, dimension_names: list[str], stats: dict[str, Any] | None = None) -> Calibration:
@@ -45,6 +54,7 @@ class Calibration:
             "method": "isotonic",
             "applied": self.applied,
             "dimensions": {d: {"x": x, "y": y} for d, x, y in zip(self.dimension_names, self.x, self.y, strict=True)},
+            "blend": self.blend,
             "stats": self.stats,
         }
         path.write_text(json.dumps(data, indent=2) + "\n")
@@ -63,7 +73,8 @@ class Calibration:
                 f"{path}: no breakpoints for dimensions {missing}; re-fit with `distillery train-step calibrate`"
             )
         return cls(list(dimension_names), [dims[d]["x"] for d in dimension_names],
-                   [dims[d]["y"] for d in dimension_names], bool(data.get("applied", True)), data.get("stats", {}))
+                   [dims[d]["y"] for d in dimension_names], bool(data.get("applied", True)), data.get("stats", {}),
+                   data.get("blend"))
 
 
 def fit_isotonic(raw: np.ndarray, target: np.ndarray, dimension_names: list[str]) -> Calibration:
@@ -98,3 +109,15 @@ def fit_and_select(
         return cal
     ident = Calibration.identity(dimension_names, stats)
     return ident
+
+
+def fit_blend(student_raw: np.ndarray, probe_scores: np.ndarray, target: np.ndarray,
+              grid: np.ndarray | None = None) -> list[float]:
+    """Per-dimension student weight (0..1 in steps of 0.1) minimising MAE of the mix on held-out rows."""
+    grid = np.linspace(0, 1, 11) if grid is None else grid
+    out = []
+    for d in range(target.shape[1]):
+        maes = [np.abs(np.clip(a * student_raw[:, d] + (1 - a) * probe_scores[:, d], 0, 10) - target[:, d]).mean()
+                for a in grid]
+        out.append(round(float(grid[int(np.argmin(maes))]), 2))
+    return out

@@ -95,10 +95,15 @@ def evaluate(pipeline: Pipeline, filter_name: str, data: Dataset, *, n_boot: int
     hybrid_pred = probe_scores.astype(np.float64)
     if fm.student is not None:
         t0 = time.perf_counter()
-        raw = fm.student.predict([p.article for p in prepared])
+        student_raw = fm.student.predict([p.article for p in prepared])
+        raw = fm.calibration.combine(student_raw, probe_scores)
         cal = fm.calibration.apply(raw)
         timing["stage2_all_s"] = time.perf_counter() - t0
+        # `student`: the Stage-2 output as the pipeline produces it (student, blended with the probe if the
+        # calibration step chose to, then isotonic); `student_alone`: the raw student, clamped
         report["student"] = regression_metrics(spec, cal, ref, n_boot=n_boot, seed=seed)
+        report["student"]["blend"] = fm.calibration.blend
+        report["student_alone"] = regression_metrics(spec, student_raw, ref, n_boot=n_boot, seed=seed)
         before = float(np.abs(np.clip(raw, 0, 10) - ref).mean())
         report["calibration"] = {
             "applied": fm.calibration.applied, "mae_before": before,

@@ -286,8 +286,9 @@ class Pipeline:
                                           reason="passed")
                 continue
             raw = fm.student.predict([requests[i].article for i in idx], batch_size=batch_size)
-            cal = fm.calibration.apply(raw)
             dims = fm.spec.dimension_names
+            probe = np.array([[requests[i].probe_scores[d] for d in dims] for i in idx], dtype=np.float64)
+            cal = fm.calibration.apply(fm.calibration.combine(raw, probe))
             for j, i in enumerate(idx):
                 r = requests[i]
                 scores = {d: float(v) for d, v in zip(dims, cal[j], strict=True)}

@@ -14,7 +14,7 @@ from sklearn.model_selection import KFold
 
 from filters.spec import FilterSpec
 from models.artifacts import write_manifest
-from models.calibration import Calibration, fit_isotonic
+from models.calibration import Calibration, fit_blend, fit_isotonic
 from models.curve import route_stats, sweep, write_curve
 from models.embedding import Encoder
 from models.probe import Probe, ProbeConfig, train_probe
@@ -262,30 +262,43 @@ class TrainRun:
         return raw
 
     def step_calibrate(self) -> dict[str, Any]:
-        """Isotonic on the student's val predictions; kept only if a 2-fold cross-fit on val lowers MAE."""
+        """Stage-2 post-processing fitted on val (the student never trained on it): a per-dimension student/probe
+        blend weight, then isotonic per dimension. Each is kept only if a 2-fold cross-fit on val lowers MAE."""
         s, y, dims = self.split, self.data.labels, self.spec.dimension_names
         raw = self._student_raw(s.val, "val")
         if raw is None:
             Calibration.identity(dims, {"note": "no student; nothing to calibrate"}).save(self.out_dir)
             return self._record("calibrate", {"applied": False, "note": "no student"})
         yv = y[s.val]
+        probe = Probe.load(self.out_dir).predict(self.embeddings[s.val], self.articles(s.val)).astype(np.float64)
         rng = np.random.default_rng(self.options.seed)
         order = rng.permutation(len(s.val))
         halves = (order[: len(order) // 2], order[len(order) // 2:])
-        before, after = [], []
+
+        def mae(pred: np.ndarray, idx: np.ndarray) -> float:
+            return float(np.abs(np.clip(pred, 0, 10) - yv[idx]).mean())
+
+        scores: dict[str, list[float]] = {"student": [], "blend": [], "blend+isotonic": [], "isotonic": []}
         for a, b in (halves, halves[::-1]):
-            c = fit_isotonic(raw[a], yv[a], dims)
-            before.append(np.abs(np.clip(raw[b], 0, 10) - yv[b]).mean())
-            after.append(np.abs(c.apply(raw[b]) - yv[b]).mean())
-        cross_before, cross_after = float(np.mean(before)), float(np.mean(after))
-        final = fit_isotonic(raw, yv, dims)
-        stats = {"fitted_on": "val", "n_fit": int(len(raw)), "selection": "2-fold cross-fit on val",
-                 "mae_before": cross_before, "mae_after": cross_after, "n_check": int(len(raw))}
-        cal = final if cross_after < cross_before else Calibration.identity(dims)
-        cal.stats = stats
-        cal.applied = cross_after < cross_before
+            alpha = np.asarray(fit_blend(raw[a], probe[a], yv[a]))
+            mix_a, mix_b = alpha * raw[a] + (1 - alpha) * probe[a], alpha * raw[b] + (1 - alpha) * probe[b]
+            scores["student"].append(mae(raw[b], b))
+            scores["blend"].append(mae(mix_b, b))
+            scores["blend+isotonic"].append(mae(fit_isotonic(mix_a, yv[a], dims).apply(mix_b), b))
+            scores["isotonic"].append(mae(fit_isotonic(raw[a], yv[a], dims).apply(raw[b]), b))
+        cross = {k: float(np.mean(v)) for k, v in scores.items()}
+        best = min(cross, key=cross.__getitem__)
+        blend = fit_blend(raw, probe, yv) if best.startswith("blend") else None
+        base = (np.asarray(blend) * raw + (1 - np.asarray(blend)) * probe) if blend is not None else raw
+        iso = best.endswith("isotonic")
+        cal = fit_isotonic(base, yv, dims) if iso else Calibration.identity(dims)
+        cal.applied, cal.blend = iso, blend
+        cal.stats = {"fitted_on": "val", "n_fit": int(len(raw)), "selection": "2-fold cross-fit on val",
+                     "cross_fit_mae": cross, "chosen": best,
+                     "mae_before": cross["blend" if blend is not None else "student"], "mae_after": cross[best],
+                     "n_check": int(len(raw))}
         cal.save(self.out_dir)
-        return self._record("calibrate", {"applied": cal.applied, **stats})
+        return self._record("calibrate", {"applied": cal.applied, "blend": blend, **cal.stats})
 
     def step_curve(self) -> dict[str, Any]:
         """Sweep every router on the test split; speed-up modelled from measured per-article Stage-1/2 costs."""
