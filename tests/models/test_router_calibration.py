@@ -123,3 +123,21 @@ def test_ensemble_router_uses_knn_memory(tmp_path):
                                                [0.5, 0.3, 0.2]), again.statistic(feats, None, emb))
     with pytest.raises(ValueError, match="raw embeddings"):
         again.statistic(feats, None)
+
+
+def test_blend_weights_pick_the_better_source_per_dimension(tmp_path):
+    from models.calibration import fit_blend
+
+    rng = np.random.default_rng(5)
+    truth = rng.uniform(0, 10, size=(300, 2))
+    student = truth + rng.normal(0, [0.2, 2.0], size=truth.shape)  # good on dim a, bad on dim b
+    probe = truth + rng.normal(0, [2.0, 0.2], size=truth.shape)
+    alpha = fit_blend(student, probe, truth)
+    assert alpha[0] >= 0.8 and alpha[1] <= 0.2
+    cal = Calibration.identity(["a", "b"])
+    cal.blend = alpha
+    mixed = cal.combine(student, probe)
+    np.testing.assert_allclose(mixed[:, 0], alpha[0] * student[:, 0] + (1 - alpha[0]) * probe[:, 0])
+    cal.save(tmp_path)
+    assert Calibration.load(tmp_path, ["a", "b"]).blend == alpha
+    assert Calibration.identity(["a"]).combine(np.ones((1, 1)), np.zeros((1, 1)))[0, 0] == 1.0
