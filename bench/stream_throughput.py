@@ -29,7 +29,9 @@ from streams.settings import Settings  # noqa: E402
 
 def in_process(pipeline: Any, lines: list[bytes], batch_size: int) -> tuple[float, dict[str, int]]:
     """Articles/s of Pipeline.score_batch over `lines` in chunks of `batch_size` (model load not counted)."""
-    pipeline.score_batch(lines[:2])  # warm-up: first calls allocate
+    from streams.app import warm_up
+
+    warm_up(pipeline)  # the same warm-up a worker does before it joins its group
     started = time.perf_counter()
     stages: dict[str, int] = {}
     for i in range(0, len(lines), batch_size):

@@ -53,6 +53,27 @@ def load_pipeline(filters: Sequence[str] | None, device: str | None, with_studen
     return Pipeline.load(filters, device=device, with_student=with_student)
 
 
+WARM_UP_TEXT = (
+    "A made-up warm-up article that never leaves the worker. It is long enough to pass length rules and to give the "
+    "tokenizer, the embedding model and every Stage-2 student one full forward pass before the first real message, "
+    "so the first articles of a stream do not pay for lazy initialisation. " * 2
+)
+
+
+def warm_up(pipeline: Any) -> None:
+    """One prepare and one Stage-2 call per filter on a synthetic article, through the public pipeline steps."""
+    from models.records import Prepared, Stage2Request
+
+    article = {"id": "warm-up", "title": "Warm-up article", "content": WARM_UP_TEXT}
+    prepared = [p for p in pipeline.prepare([article]) if isinstance(p, Prepared)]
+    requests = [
+        Stage2Request(prepared[0].article if prepared else article, name, spec.version,
+                      {d: 0.0 for d in spec.dimension_names}, 0.0, 1.0, 0.0)
+        for name, spec in pipeline.specs.items()
+    ]
+    pipeline.stage2(requests)
+
+
 def make_deduper(size: int) -> Any:
     """The in-process content-hash deduper; a duplicate across workers is harmless because keys are idempotent."""
     from models.pipeline import Deduper
@@ -162,6 +183,7 @@ def make_app(
     needs_models = bool({"prefilter", "probe", "stage2"} & set(role_set))
     if pipeline is None and needs_models:
         pipeline = load_pipeline(filters, settings.device or None, with_student="stage2" in role_set)
+        warm_up(pipeline)
     loaded = tuple(sorted(pipeline.specs)) if pipeline is not None else tuple(filters or ())
     chosen = tuple(filters) if filters else loaded
     data_dir = settings.data_dir or tempfile.mkdtemp(prefix="distillery-faust-")

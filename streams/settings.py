@@ -54,7 +54,7 @@ class Settings(BaseModel):
     partitions: int = Field(default=3, ge=1)
     replication_factor: int = Field(default=1, ge=1)
     batch_size: int = Field(default=32, ge=1)  # articles per prefilter/probe batch
-    batch_within: float = Field(default=0.5, gt=0)  # seconds to wait for a batch to fill
+    batch_within: float = Field(default=0.25, gt=0)  # seconds to wait for a batch to fill
     stage2_batch_size: int = Field(default=16, ge=1)
     dedupe_size: int = Field(default=100_000, ge=1)
     metrics_host: str = "0.0.0.0"
