@@ -210,10 +210,22 @@ def run_demo(samples: Path | None = None, timeout: float = 240.0, metrics_port: 
             return 1
         missing = [k for k in REQUIRED if counts[k] == 0]
         if missing:
-            console.print(f"[red]error:[/] no {', '.join(missing)} outcome among the samples")
+            hint = _student_hint(outcomes.filters) if "stage2" in missing else ""
+            console.print(f"[red]error:[/] no {', '.join(missing)} outcome among the samples{hint}")
             return 1
         console.print("[green]demo ok:[/] every article has its results; all stages represented")
     return 0
+
+
+def _student_hint(filters: list[str]) -> str:
+    """Why Stage 2 may be missing: no served filter ships a student adapter."""
+    from filters.spec import resolve_spec
+
+    with_student = [f for f in filters if (resolve_spec(f).artifacts_dir / "student").is_dir()]
+    if with_student:
+        return ""
+    return (f" (none of {', '.join(filters)} has a Stage-2 student in its artifacts: train one with "
+            "`distillery train --filter NAME --data FILE.jsonl`)")
 
 
 def _monitor_state_path() -> Path | None:
