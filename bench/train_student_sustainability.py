@@ -6,7 +6,8 @@
 
 The split is `models.training.split.split_dataset` (the one the probe, router and calibration use). After training the
 kept epoch is reloaded through `Student.load` (the inference path) and scored on val and test; figures go to
-`bench/results/student_sustainability_v1.json`, raw val/test predictions (ids + floats, no text) beside them.
+`bench/results/student_sustainability_v1.json`; `--predictions FILE` writes raw val/test predictions (ids + floats)
+outside the repo.
 """
 
 from __future__ import annotations
@@ -61,6 +62,8 @@ def main() -> None:
     ap.add_argument("--pooling", default="mean", choices=["cls", "mean"])
     ap.add_argument("--sample-weight-scale", type=float, default=0.0)
     ap.add_argument("--tag", default="student_sustainability_v1")
+    ap.add_argument("--predictions", default=None,
+                    help="also write raw val/test predictions (ids + floats) here; keep it outside the repo")
     ap.add_argument("--eval-only", action="store_true", help="score val/test with the adapter already in --out")
     args = ap.parse_args()
 
@@ -146,7 +149,8 @@ def main() -> None:
         "val": {"ids": [r["id"] for r in val], "raw": np.round(pred_val, 4).tolist()},
         "test": {"ids": [r["id"] for r in test], "raw": np.round(pred_test, 4).tolist()},
     }
-    (RESULTS / f"{args.tag}_predictions.json").write_text(json.dumps(preds) + "\n", encoding="utf-8")
+    if args.predictions:  # row ids come from the third-party data: never into the repo
+        Path(args.predictions).write_text(json.dumps(preds) + "\n", encoding="utf-8")
     print(json.dumps({k: report[k] for k in ("best_epoch", "train_wall_s", "val", "test")}, indent=2))
 
 

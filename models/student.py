@@ -411,6 +411,7 @@ def _save(model: Any, out: Path, meta: dict[str, Any], base: BaseModel) -> None:
     cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
     cfg["base_model_name_or_path"] = base.model_id  # portable: not this machine's site-packages path
     cfg_path.write_text(json.dumps(cfg, indent=2) + "\n", encoding="utf-8")
+    (out / "README.md").unlink(missing_ok=True)  # PEFT's empty model-card template; student.json is the record
     (out / STUDENT_JSON).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
 
 

