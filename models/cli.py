@@ -91,6 +91,8 @@ def register(app: typer.Typer) -> None:
     def train_commerce(
         data: Path = typer.Option(..., "--data", help="JSONL with {id, title, text, label: 0|1}"),
         out: Path | None = typer.Option(None, "--out", help="default: filters/commerce/artifacts"),
+        threshold: float | None = typer.Option(None, "--threshold", min=0.0, max=1.0,
+                                               help="override the F1-optimal threshold (e.g. 0.8 for precision)"),
     ) -> None:
         """Train the commerce head on the shared embedding; C and threshold by nested stratified CV."""
         import numpy as np
@@ -112,6 +114,9 @@ def register(app: typer.Typer) -> None:
         x = EmbeddingCache(enc).embed([to_article(r) for r in rows])
         head = train_commerce_head(x, np.array([int(r["label"]) for r in rows]), enc.fingerprint())
         head.metrics["data"] = str(data)
+        if threshold is not None:
+            head.metrics["threshold_override"] = {"chosen_by_cv": head.threshold, "used": threshold}
+            head.threshold = threshold
         head.save(out or DEFAULT_DIR)
         typer.echo(json.dumps(head.metrics, indent=1))
 
