@@ -45,3 +45,23 @@ def test_cli_errors_are_clear(tmp_path, spec_data):
     assert res.exit_code == 2 and "no such data file" in res.output
     res = runner.invoke(app, ["train-step", "bogus", "--filter", str(spec_path), "--data", "x"])
     assert res.exit_code == 2 and "unknown step" in res.output
+
+
+def test_train_commerce_writes_a_loadable_head(tmp_path, monkeypatch, fake_encoder):
+    from models.commerce_head import CommerceHead
+
+    monkeypatch.setenv("DISTILLERY_EMBEDDING_MODEL", "hashing-test")
+    monkeypatch.setenv("DISTILLERY_CACHE_DIR", str(tmp_path / "cache"))
+    rows = [{"id": f"c{i}", "title": f"Deal {i}" if i % 2 else f"Report {i}",
+             "text": ("buy now discount coupon sale price " if i % 2 else "council river school study ") * 5,
+             "label": i % 2} for i in range(40)]
+    data = write_jsonl(tmp_path / "commerce.jsonl", rows)
+    res = CliRunner().invoke(app, ["train-commerce", "--data", str(data), "--out", str(tmp_path / "head"),
+                                   "--threshold", "0.8"])
+    assert res.exit_code == 0, res.output
+    head = CommerceHead.load(tmp_path / "head")
+    assert head.threshold == 0.8 and head.metrics["threshold_override"]["used"] == 0.8
+    assert head.metrics["f1_nested_cv"] > 0.9
+    bad = write_jsonl(tmp_path / "bad.jsonl", [{"id": "x", "title": "t", "text": "y"}])
+    res = CliRunner().invoke(app, ["train-commerce", "--data", str(bad), "--out", str(tmp_path / "h2")])
+    assert res.exit_code == 2 and "0/1 `label`" in res.output
