@@ -184,11 +184,11 @@ def make_app(
     if pipeline is None and needs_models:
         pipeline = load_pipeline(filters, settings.device or None, with_student="stage2" in role_set)
         warm_up(pipeline)
-    loaded = tuple(sorted(pipeline.specs)) if pipeline is not None else tuple(filters or ())
-    chosen = tuple(filters) if filters else loaded
+    # `filters` may name versions or paths (uplifting/v1); topics and groups use the loaded filter names.
+    chosen = tuple(sorted(pipeline.specs)) if pipeline is not None else tuple(filters or ())
     data_dir = settings.data_dir or tempfile.mkdtemp(prefix="distillery-faust-")
     app = faust.App(
-        group_id(settings, role_set, filters),
+        group_id(settings, role_set, chosen if filters else None),
         broker=settings.faust_broker(),
         broker_credentials=settings.faust_credentials(),
         key_serializer="raw",

@@ -24,7 +24,8 @@ def pipeline():
 def test_stream_results_equal_in_process_score_batch(settings, start_worker, pipeline):
     lines = read_lines(SAMPLES)
     filters = sorted(pipeline.specs)
-    worker = start_worker(fake=False, filters=",".join(filters))
+    refs = ",".join(spec.key for spec in pipeline.specs.values())  # name/vN: the versions the test loaded
+    worker = start_worker(fake=False, filters=refs)
     worker.wait_ready(180)
     produce(settings, lines)
     outcomes = Outcomes(lines, filters)
