@@ -38,16 +38,9 @@ def _run(filter_ref: str, data: Path, out: Path | None, steps: tuple[str, ...], 
     _setup()
     try:
         spec = resolve_spec(filter_ref)
-        options = TrainOptions(train_student=not keep_student)
-        if student_epochs is not None or student_max_tokens is not None:
-            from models.student import StudentConfig
-
-            cfg = StudentConfig()
-            if student_epochs is not None:
-                cfg.epochs = student_epochs
-            if student_max_tokens is not None:
-                cfg.max_tokens = student_max_tokens
-            options.student = cfg
+        overrides = {k: v for k, v in (("epochs", student_epochs), ("max_tokens", student_max_tokens))
+                     if v is not None}
+        options = TrainOptions(train_student=not keep_student, student_overrides=overrides)
         run = TrainRun(spec, data, out, options=options)
         for step in steps:
             typer.echo(f"== {spec.key}: {step}")

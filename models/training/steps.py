@@ -48,6 +48,7 @@ class TrainOptions:
     fn_margin: float = 0.75  # choose the operating point at margin × the FN target (few positives: be conservative)
     student: Any | None = None  # models.student.StudentConfig; None = its defaults
     train_student: bool = True  # False: keep an existing artifacts/student/ (or none)
+    student_overrides: dict[str, Any] = field(default_factory=dict)  # e.g. {"epochs": 1} on top of the config
     n_boot: int = 1000
 
 
@@ -241,7 +242,13 @@ class TrainRun:
         from models.student import StudentConfig, train_student
 
         s = self.split
-        config = self.options.student or StudentConfig()
+        config = self.options.student
+        if config is None and (student_dir / "student.json").is_file():
+            # re-training reproduces the shipped student's recipe unless the caller gives another config
+            config = StudentConfig.from_dict(json.loads((student_dir / "student.json").read_text()).get("config", {}))
+        config = config or StudentConfig()
+        if self.options.student_overrides:
+            config = StudentConfig.from_dict({**config.as_dict(), **self.options.student_overrides})
         metrics = train_student(self.spec, self.rows(s.train), self.rows(s.val), student_dir, config)
         return self._record("student", {"trained": True, **{k: v for k, v in metrics.items() if k != "history"}})
 
