@@ -57,7 +57,7 @@ class Settings(BaseModel):
     batch_within: float = Field(default=0.25, gt=0)  # seconds to wait for a batch to fill
     stage2_batch_size: int = Field(default=16, ge=1)
     dedupe_size: int = Field(default=100_000, ge=1)
-    metrics_host: str = "0.0.0.0"
+    metrics_host: str = "127.0.0.1"
     metrics_port: int = Field(default=0, ge=0, le=65535)  # 0 = no /metrics endpoint
     data_dir: str = ""  # faust's local state; empty = a fresh temporary folder
     device: str = ""  # torch device for Stage 2; empty = GPU when present
