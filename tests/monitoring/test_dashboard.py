@@ -60,7 +60,8 @@ def test_provisioning_points_grafana_and_prometheus_at_the_worker():
     assert panel_uids == {uid}
     providers = yaml.safe_load((ROOT / "grafana/provisioning/dashboards/distillery.yml").read_text())["providers"]
     assert providers[0]["options"]["path"] == "/var/lib/grafana/dashboards"
-    assert (ROOT / "grafana" / "dashboards" / "distillery.json").resolve() == DASHBOARD.resolve()
+    compose = yaml.safe_load((ROOT.parent / "docker-compose.yml").read_text())
+    assert "./monitoring/dashboards:/var/lib/grafana/dashboards:ro" in compose["services"]["grafana"]["volumes"]
     prometheus = yaml.safe_load((ROOT / "prometheus/prometheus.yml").read_text())
     job = next(j for j in prometheus["scrape_configs"] if j["job_name"] == "distillery")
     assert job["dns_sd_configs"][0] == {"names": ["worker"], "type": "A", "port": 9464, "refresh_interval": "30s"}
