@@ -93,16 +93,27 @@ class FilterModels:
                    manifest)
 
 
-def _commerce_gate() -> Any | None:
-    """The combined commerce filter (rules + head), or None when the rules module is not installed."""
+def _commerce_gate(encoder: Encoder) -> Any | None:
+    """The combined commerce filter (rules + head), or None when the rules module is not installed.
+
+    The head must have been trained on this encoder's vectors; another model is refused with the fix."""
     try:
         from filters.commerce import CommerceFilter, CommerceRules
     except ImportError:
         log.warning("filters.commerce not available: no commerce gate")
         return None
-    from models.commerce_head import load_default
+    from models.commerce_head import DEFAULT_DIR, load_default
 
     head = load_default()
+    if head is not None and head.embedding:
+        mine = encoder.fingerprint()
+        for key in ("model_id", "dimension", "recipe_fingerprint"):
+            if head.embedding.get(key) != mine.get(key):
+                raise ArtifactError(
+                    f"{DEFAULT_DIR}: the commerce head was trained on embedding {key}={head.embedding.get(key)!r} "
+                    f"but the encoder has {mine.get(key)!r}; re-train it with `distillery train-commerce --data "
+                    "commerce.jsonl` or load the pipeline with commerce=False"
+                )
     threshold = head.threshold if head is not None else 0.5
     return CommerceFilter(CommerceRules.default(), head=head, threshold=threshold)
 
@@ -163,7 +174,7 @@ class Pipeline:
                                     "them on one model so each article is embedded once")
             encoder = Encoder.shared(next(iter(model_ids), None))
         models = {s.name: FilterModels.load(s, encoder, device=device, with_student=with_student) for s in specs}
-        return cls(encoder, models, _commerce_gate() if commerce else None)
+        return cls(encoder, models, _commerce_gate(encoder) if commerce else None)
 
     # -- step 1: validate, clean, commerce, embed once ------------------------------------------------
     def prepare(self, payloads: Sequence[Any], received_at: float | None = None) -> list[Prepared | Rejection]:
@@ -197,7 +208,7 @@ class Pipeline:
             for j, (i, article, h) in enumerate(pending):
                 p = float(probs[j]) if probs is not None else None
                 if self.commerce is not None:
-                    decision = self.commerce.decide(article, p)
+                    decision = self.commerce.decide(article, p, rules=False)  # rules already ran before embedding
                     if not decision.passed:
                         out[i] = Rejection("commerce", decision.reason, article["id"], payloads[i])
                         continue

@@ -108,3 +108,18 @@ def test_rejection_record_keeps_payload(pipeline):
     bad = {"id": 7, "title": "", "content": "x"}
     (rej,) = pipeline.prepare([bad])
     assert isinstance(rej, Rejection) and rej.article_id == "7" and rej.payload is bad
+
+
+def test_commerce_head_from_another_encoder_is_refused(monkeypatch, fake_encoder):
+    import models.commerce_head as ch
+    from models.artifacts import ArtifactError
+    from models.pipeline import _commerce_gate
+
+    head = ch.CommerceHead(np.zeros(64), np.ones(64), np.zeros(64), 0.0, 0.5, {"model_id": "all-MiniLM-L6-v2",
+                                                                                  "dimension": 384})
+    monkeypatch.setattr(ch, "load_default", lambda: head)
+    with pytest.raises(ArtifactError, match="model_id='all-MiniLM-L6-v2'.*train-commerce"):
+        _commerce_gate(fake_encoder)
+    head.embedding = fake_encoder.fingerprint()
+    gate = _commerce_gate(fake_encoder)
+    assert gate.head is head and gate.threshold == 0.5
