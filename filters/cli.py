@@ -10,6 +10,8 @@ from typing import Any
 
 import typer
 
+from filters.jsonl import read_objects
+
 filters_app = typer.Typer(help="Inspect and validate the shipped filter specs.", no_args_is_help=True)
 prefilter_app = typer.Typer(help="Measure a prefilter (or the universal commerce rules) on labelled rows.",
                             no_args_is_help=True)
@@ -193,25 +195,11 @@ def expected_block(row: Mapping[str, Any], where: str) -> bool:
 
 def load_rows(path: Path) -> list[dict[str, Any]]:
     """JSONL rows with `title` and `text`/`content`; errors name the file and line."""
-    if not path.is_file():
-        raise ValueError(f"{path}: no such data file; pass a JSONL file with title, text and expected|label")
-    rows = []
-    with path.open(encoding="utf-8") as fh:
-        for i, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{path}:{i}: not valid JSON ({err.msg})") from None
-            if not isinstance(row, dict):
-                raise ValueError(f"{path}:{i}: expected a JSON object per line")
-            row.setdefault("id", f"line{i}")
-            row["_where"] = f"{path}:{i}"
-            rows.append(row)
-    if not rows:
-        raise ValueError(f"{path}: no rows")
-    return rows
+    numbered = read_objects(path, expected="a JSONL file with title, text and expected|label", allow_empty=False)
+    for i, row in numbered:
+        row.setdefault("id", f"line{i}")
+        row["_where"] = f"{path}:{i}"
+    return [row for _, row in numbered]
 
 
 def summarise(decisions: list[tuple[bool, bool, str]]) -> dict[str, Any]:

@@ -7,24 +7,15 @@ from pathlib import Path
 
 import typer
 
+from filters.jsonl import read_objects
+
 monitor_app = typer.Typer(help="Drift monitoring: detector states and alerts.", no_args_is_help=True)
 
 
 def _read_records(path: Path) -> list[dict]:
     """Decoded JSON objects, one per line (results, blocked and dead-letter records)."""
-    if not path.is_file():
-        raise typer.BadParameter(f"{path} does not exist: pass a JSONL file of result records (e.g. scores output)")
-    out = []
-    for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            value = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise typer.BadParameter(f"{path}:{i} is not JSON ({err}); one record per line") from None
-        if isinstance(value, dict):
-            out.append(value)
-    return out
+    expected = "a JSONL file of result records (e.g. scores output)"
+    return [row for _, row in read_objects(path, expected=expected, error=typer.BadParameter)]
 
 
 @monitor_app.command("report")

@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from filters.jsonl import read_objects
+
 _WORD_RE = re.compile(r"\w+", re.UNICODE)
 _TRACKING = ("utm_", "fbclid", "gclid", "mc_cid", "mc_eid", "ref", "rss", "cmpid", "ocid")
 
@@ -21,22 +23,7 @@ class DataFileError(ValueError):
 
 def read_rows(path: str | Path) -> list[tuple[int, dict[str, Any]]]:
     """(line number, row) for every object in a JSONL file."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataFileError(f"{path}: no such file; pass a JSONL file of labelled rows {{id, title, text, scores}}")
-    out: list[tuple[int, dict[str, Any]]] = []
-    with path.open(encoding="utf-8") as fh:
-        for n, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise DataFileError(f"{path}:{n}: not valid JSON ({err.msg}); fix or remove the line") from None
-            if not isinstance(row, dict):
-                raise DataFileError(f"{path}:{n}: expected a JSON object per line, got {type(row).__name__}")
-            out.append((n, row))
-    return out
+    return read_objects(path, expected="a JSONL file of labelled rows {id, title, text, scores}", error=DataFileError)
 
 
 def write_rows(path: Path, rows: Iterable[Mapping[str, Any]]) -> int:

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from filters.jsonl import read_objects
 from filters.spec import FilterSpec
 from models.oracle.cache import OracleCache, cache_key
 from models.oracle.client import OracleCallError, OracleClient
@@ -71,23 +72,9 @@ def utc_now() -> str:
 
 def read_jsonl(path: Path, *, tolerate_partial_tail: bool = False) -> list[dict[str, Any]]:
     """Rows of a JSONL file; with `tolerate_partial_tail` a cut-off last line (an interrupted write) is ignored."""
-    if not path.is_file():
-        raise LabelingError(f"{path}: no such file; pass a JSONL file with one article object per line")
-    rows: list[dict[str, Any]] = []
-    lines = path.read_text(encoding="utf-8").splitlines()
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as err:
-            if tolerate_partial_tail and n == len(lines):
-                break
-            raise LabelingError(f"{path}:{n}: not valid JSON ({err}); fix or remove the line") from None
-        if not isinstance(row, dict):
-            raise LabelingError(f"{path}:{n}: expected a JSON object per line")
-        rows.append(row)
-    return rows
+    numbered = read_objects(path, expected="a JSONL file with one article object per line", error=LabelingError,
+                            tolerate_partial_tail=tolerate_partial_tail)
+    return [row for _, row in numbered]
 
 
 def done_ids(path: Path) -> set[str]:

@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import orjson
 
+from filters.jsonl import read_objects
 from filters.spec import FilterSpec
 from filters.text import clean_article
 
@@ -60,24 +60,9 @@ class Dataset:
 
 def load_rows(path: str | Path) -> list[dict[str, Any]]:
     """Read a JSONL file of objects; errors name the file and the line."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: no such data file; pass a JSONL file of {{id, title, text, scores}} rows")
-    rows = []
-    with path.open("rb") as fh:
-        for n, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = orjson.loads(line)
-            except orjson.JSONDecodeError as err:
-                raise DataError(f"{path}:{n}: not valid JSON ({err}); fix or remove the line") from None
-            if not isinstance(row, dict):
-                raise DataError(f"{path}:{n}: expected a JSON object per line")
-            rows.append(row)
-    if not rows:
-        raise DataError(f"{path}: no rows; the file is empty")
-    return rows
+    numbered = read_objects(path, expected="a JSONL file of {id, title, text, scores} rows", error=DataError,
+                            allow_empty=False)
+    return [row for _, row in numbered]
 
 
 def to_article(row: Mapping[str, Any]) -> dict[str, Any]:

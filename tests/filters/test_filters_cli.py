@@ -155,7 +155,7 @@ def test_evaluate_rejects_rows_without_labels_and_missing_files(spec_file, tmp_p
     assert result.exit_code == 2
     assert f"{data}:1: row has neither `expected` (pass|block) nor `label`" in result.output
     missing = invoke("prefilter", "evaluate", "--filter", "commerce", "--data", str(tmp_path / "nope.jsonl"))
-    assert missing.exit_code == 2 and "no such data file" in missing.output
+    assert missing.exit_code == 2 and "no such file; pass a JSONL file with title, text" in missing.output
     (tmp_path / "broken.jsonl").write_text('{"title": "x", "label": 1}\n{oops\n')
     broken = invoke("prefilter", "evaluate", "--filter", "commerce", "--data", str(tmp_path / "broken.jsonl"))
     assert broken.exit_code == 2 and "broken.jsonl:2: not valid JSON" in broken.output

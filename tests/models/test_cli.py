@@ -39,10 +39,10 @@ def test_cli_errors_are_clear(tmp_path, spec_data):
     spec_path = write_spec(tmp_path, spec_data)
     runner = CliRunner()
     res = runner.invoke(app, ["train", "--filter", str(spec_path), "--data", str(tmp_path / "none.jsonl")])
-    assert res.exit_code == 2 and "no such data file" in res.output
+    assert res.exit_code == 2 and "no such file; pass a JSONL file" in res.output
     res = runner.invoke(app, ["evaluate", "--filter", str(spec_path), "--data", str(tmp_path / "none.jsonl"),
                               "--out", str(tmp_path / "r.json")])
-    assert res.exit_code == 2 and "no such data file" in res.output
+    assert res.exit_code == 2 and "no such file; pass a JSONL file" in res.output
     res = runner.invoke(app, ["train-step", "bogus", "--filter", str(spec_path), "--data", "x"])
     assert res.exit_code == 2 and "unknown step" in res.output
 

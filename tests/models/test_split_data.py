@@ -29,7 +29,7 @@ def test_split_is_stratified_seeded_and_keeps_duplicates_together(tiny_spec, tmp
 
 
 def test_data_errors_name_file_and_row(tiny_spec, tmp_path):
-    with pytest.raises(DataError, match="no such data file"):
+    with pytest.raises(DataError, match="no such file; pass a JSONL file"):
         load_dataset(tmp_path / "missing.jsonl", tiny_spec)
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"id": "1", "title": "t", "text": "x", "scores": {"impact": 1}}\n')
