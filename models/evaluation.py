@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ from filters.postfilter import postfilter
 from filters.spec import FilterSpec
 from models.curve import route_stats
 from models.pipeline import Pipeline, Stage2Request
-from models.records import Prepared
+from models.records import Prepared, Result
 from models.router import Router, route_statistic
 from models.training.data import Dataset
 
@@ -65,9 +66,10 @@ def _alternatives(fm_dir: Path) -> list[Router]:
 
 
 def evaluate(pipeline: Pipeline, filter_name: str, data: Dataset, *, n_boot: int = 1000, seed: int = 0,
-             artifacts_dir: Path | None = None) -> dict[str, Any]:
+             artifacts_dir: Path | None = None, results_out: list[Result] | None = None) -> dict[str, Any]:
     """Score `data` with the pipeline's objects (commerce gate and prefilter should be off so every row is scored)
-    and report probe, student, hybrid and calibration sections plus measured timings."""
+    and report probe, student, hybrid and calibration sections plus measured timings. The hybrid path's `Result`
+    records (what the stream would publish) are appended to `results_out` when given."""
     fm = pipeline.filters[filter_name]
     spec = fm.spec
     t0 = time.perf_counter()
@@ -123,7 +125,11 @@ def evaluate(pipeline: Pipeline, filter_name: str, data: Dataset, *, n_boot: int
         hybrid_pred = np.array([[results[p.article["id"]].scores[d] for d in dims] for p in prepared])
         stage2_ids = {r.article["id"] for r in requests}
         routed = np.array([p.article["id"] in stage2_ids for p in prepared], dtype=bool)
+        if results_out is not None:
+            results_out.extend(results[p.article["id"]] for p in prepared)
     else:
+        if results_out is not None:  # no student: every article is served its probe scores (stage1)
+            results_out.extend(r for r in pipeline.route(prepared, filter_name) if isinstance(r, Result))
         report["calibration"] = {"applied": False, "mae_before": None, "mae_after": None,
                                  "note": "no student: calibration applies to Stage-2 scores only"}
     hybrid = regression_metrics(spec, hybrid_pred, ref, n_boot=n_boot, seed=seed)
@@ -152,6 +158,29 @@ def evaluate(pipeline: Pipeline, filter_name: str, data: Dataset, *, n_boot: int
     report["timing"] = {**timing, "per_article_ms": {k.removesuffix("_s"): 1000 * v / n for k, v in timing.items()},
                         "device": str(getattr(fm.student, "device", "cpu"))}
     return report
+
+
+def build_reference(spec: FilterSpec, results: Sequence[Result], oracle: Mapping[str, Sequence[float]],
+                    fingerprint: str) -> Any:
+    """The monitor's reference (`monitoring.reference.Reference`) from the served test-split results.
+
+    `oracle` maps article id → oracle scores (spec dimension order); `heldout_mae` is the served WA (postfilter
+    included) against the oracle's postfiltered WA, as the live oracle spot-check measures it. The prefilter is
+    off in evaluation, so no prefilter-block rate is recorded (it would read 0 and alarm on every block).
+    """
+    from monitoring.reference import Reference
+
+    dims = spec.dimension_names
+    missing = [r.article_id for r in results if r.article_id not in oracle]
+    if missing:
+        raise ValueError(f"reference for {spec.key}: no oracle scores for {len(missing)} results (e.g. {missing[0]!r})")
+    oracle_wa = [postfilter(spec, dict(zip(dims, map(float, oracle[r.article_id]), strict=True))).weighted_average
+                 for r in results]
+    served = [r.weighted_average for r in results]
+    heldout = float(np.mean(np.abs(np.asarray(served) - np.asarray(oracle_wa)))) if served else None
+    ref = Reference.from_results(results, dict(zip(dims, spec.weights, strict=True)), fingerprint, heldout)
+    ref.rates.pop("prefilter_block", None)
+    return ref
 
 
 def to_markdown(report: dict[str, Any]) -> str:

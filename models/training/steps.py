@@ -13,7 +13,7 @@ import numpy as np
 from sklearn.model_selection import KFold
 
 from filters.spec import FilterSpec
-from models.artifacts import write_manifest
+from models.artifacts import MANIFEST, manifest_digest, sha256_file, write_manifest
 from models.calibration import Calibration, fit_blend, fit_isotonic
 from models.curve import route_stats, sweep, write_curve
 from models.embedding import Encoder
@@ -35,6 +35,7 @@ from models.training.split import Split, split_dataset
 log = logging.getLogger(__name__)
 
 STEPS = ("split", "embed", "probe", "router", "student", "calibrate", "curve", "evaluate")
+REFERENCE = "reference.json"  # the monitor's reference (monitoring.reference.REFERENCE_FILE)
 
 
 @dataclass
@@ -120,6 +121,8 @@ class TrainRun:
         return self.data.weighted_averages(self.spec.weights)[idx] >= self.spec.protected_threshold
 
     def write_manifest(self) -> dict[str, Any]:
+        """Rewrite `manifest.json`. `reference.json` is listed but not checksummed: it carries the digest of this
+        very manifest (the fingerprint stamped on served results), so hashing it here would be circular."""
         self.out_dir.mkdir(parents=True, exist_ok=True)
         student = None
         student_json = self.out_dir / "student" / "student.json"
@@ -127,12 +130,17 @@ class TrainRun:
             meta = json.loads(student_json.read_text())
             student = {"recipe": meta.get("recipe_fingerprint"), "base_model": meta.get("base_model"),
                        "kind": meta.get("kind")}
+        files = {str(p.relative_to(self.out_dir)): sha256_file(p) for p in sorted(self.out_dir.rglob("*"))
+                 if p.is_file() and p.name != MANIFEST and p.relative_to(self.out_dir) != Path(REFERENCE)}
+        reference = {"file": REFERENCE, "checksummed": False,
+                     "tied_by": "its `fingerprint` = first 12 hex of this manifest's sha256 (Result.fingerprint); "
+                                "any later manifest rewrite makes it stale and the monitor falls back to warm-up"}
         return write_manifest(
             self.out_dir, self.spec, embedding=self.encoder.fingerprint(), student=student,
             training_data={"path": str(self.data_path), "sha256": self.data.data_hash, "rows": len(self.data),
                            "split_seed": self.options.seed,
                            "split_sizes": {k: len(v) for k, v in self.split.as_dict().items()}},
-            metrics=self.metrics,
+            metrics=self.metrics, extra={"files": files, "reference": reference},
         )
 
     # -- steps -----------------------------------------------------------------------------------------
@@ -358,14 +366,17 @@ class TrainRun:
                 "device": str(student.device)}
 
     def step_evaluate(self, out: Path | None = None) -> dict[str, Any]:
-        """Test-split evaluation through the pipeline objects (commerce gate and prefilter off)."""
-        from models.evaluation import evaluate
+        """Test-split evaluation through the pipeline objects (commerce gate and prefilter off); then the monitor's
+        `reference.json` from the served test-split results, tied to the fingerprint of the final manifest."""
+        from models.evaluation import build_reference, evaluate
         from models.pipeline import FilterModels, Pipeline
 
         fm = FilterModels.load(self.spec, self.encoder, directory=self.out_dir)
         pipe = Pipeline(self.encoder, {self.spec.name: fm}, None, apply_prefilter=False)
-        report = evaluate(pipe, self.spec.name, self.data.subset(self.split.test), n_boot=self.options.n_boot,
-                          artifacts_dir=self.out_dir)
+        test = self.data.subset(self.split.test)
+        results: list[Any] = []
+        report = evaluate(pipe, self.spec.name, test, n_boot=self.options.n_boot, artifacts_dir=self.out_dir,
+                          results_out=results)
         report["split"] = "test"
         y_te, w = self.data.labels[self.split.test], np.asarray(self.spec.weights)
         mean = self.data.labels[self.split.train].mean(0)
@@ -379,7 +390,16 @@ class TrainRun:
                                                                            "speedup_measured")}
         summary["calibration"] = report["calibration"]
         summary["mean_predictor"] = report["mean_predictor"]
-        return self._record("evaluate", summary)
+        oracle = {str(a["id"]): row for a, row in zip(test.articles, test.labels, strict=True)}
+        # the reference summary goes into the manifest first; the reference itself is written last, stamped with
+        # the digest of that final manifest (= the fingerprint every served Result carries from now on)
+        ref = build_reference(self.spec, results, oracle, fingerprint="")
+        summary["reference"] = {"n": len(ref.weighted_average), "rates": ref.rates, "heldout_mae": ref.heldout_mae,
+                                "residual_mean": ref.residual_mean, "residual_std": ref.residual_std}
+        metrics = self._record("evaluate", summary)
+        ref.fingerprint = manifest_digest(self.out_dir)
+        ref.save(self.out_dir / REFERENCE)
+        return metrics
 
     def run(self, steps: tuple[str, ...] = STEPS) -> dict[str, Any]:
         for step in steps:
