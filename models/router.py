@@ -1,4 +1,4 @@
-"""Stage-1 → Stage-2 router: the anchor's probe-WA threshold (baseline) and a classifier P(WA ≥ protected edge)."""
+"""Stage-1 → Stage-2 routers: the anchor's probe-WA threshold (baseline), classifiers P(WA ≥ edge), kNN memories."""
 
 from __future__ import annotations
 
@@ -13,8 +13,10 @@ from sklearn.linear_model import LogisticRegression
 
 ROUTER_CONFIG = "router.json"
 ROUTER_WEIGHTS = "router.safetensors"
-RouterKind = Literal["wa_threshold", "classifier", "ensemble"]
+RouterKind = Literal["wa_threshold", "classifier", "ensemble", "knn_classifier"]
 KNN_K = 10
+KNN_STATS_K = 20  # neighbours behind the knn_classifier's neighbourhood statistics
+KNN_STATS = 8  # number of those statistics (columns appended to router_features)
 
 
 def router_features(standardised: np.ndarray, probe_scores: np.ndarray, weights: list[float]) -> np.ndarray:
@@ -43,6 +45,30 @@ def knn_max_wa(embeddings: np.ndarray, bank: np.ndarray, bank_wa: np.ndarray, k:
     return bank_wa.astype(np.float64)[idx].max(1)
 
 
+def knn_features(embeddings: np.ndarray, bank: np.ndarray, bank_wa: np.ndarray, protected: float,
+                 chunk: int = 1024) -> np.ndarray:
+    """Neighbourhood statistics of each article among the labelled training articles (cosine similarity), scaled
+    like the WA columns (x / 5 − 1): max WA of the 10 nearest, mean WA of the 5 nearest, similarity-weighted mean
+    WA of the 20 nearest, share of the 20 nearest ≥ `protected`, share of the 10 nearest ≥ `protected` − 0.5,
+    the top similarity, max WA of the 3 nearest, WA of the nearest."""
+    q = normalise(embeddings)
+    b = np.asarray(bank, dtype=np.float32)
+    bwa = np.asarray(bank_wa, dtype=np.float64)
+    k = min(KNN_STATS_K, b.shape[0])
+    out = np.zeros((len(q), KNN_STATS), dtype=np.float64)
+    for start in range(0, len(q), chunk):
+        sims = q[start:start + chunk] @ b.T
+        idx = np.argsort(-sims, axis=1)[:, :k]
+        sim = np.take_along_axis(sims, idx, 1).astype(np.float64)
+        v = bwa[idx]
+        wts = np.exp(10 * (sim - sim[:, :1]))
+        wts /= wts.sum(1, keepdims=True)
+        out[start:start + chunk] = np.column_stack([
+            v[:, :10].max(1), v[:, :5].mean(1), (wts * v).sum(1), (v >= protected).mean(1),
+            (v[:, :10] >= protected - 0.5).mean(1), sim[:, 0], v[:, :3].max(1), v[:, 0]])
+    return (out / 5.0 - 1.0).astype(np.float32)
+
+
 def empirical_cdf(values: np.ndarray, n: int = 201) -> np.ndarray:
     """Quantile breakpoints of `values` (to turn a statistic into a rank in [0, 1] with np.interp)."""
     return np.quantile(np.asarray(values, dtype=np.float64), np.linspace(0, 1, n)).astype(np.float32)
@@ -59,7 +85,9 @@ class Router:
     - `wa_threshold`: the probe's weighted average (the anchor's router, kept as the baseline);
     - `classifier`: P(reference WA ≥ protected edge) from a logistic head on embedding + probe outputs;
     - `ensemble`: mean of the ranks of that probability and of the highest reference WA among the k nearest
-      labelled training articles (a kNN memory of the training set, fp16 embeddings shipped with the router).
+      labelled training articles (a kNN memory of the training set, fp16 embeddings shipped with the router);
+    - `knn_classifier`: P(reference WA ≥ protected edge − margin) from a logistic head on embedding + probe outputs
+      + the article's neighbourhood statistics in that kNN memory (`knn_features`); the softer target builds margin.
     """
 
     kind: RouterKind
@@ -84,8 +112,14 @@ class Router:
             return np.asarray(probe_wa, dtype=np.float64)
         if features is None or self.coef is None:
             raise ValueError(f"a {self.kind} router needs features (see router_features)")
-        logits = np.asarray(features, dtype=np.float64) @ self.coef.astype(np.float64) + self.intercept
-        if self.kind == "classifier":
+        features = np.asarray(features, dtype=np.float64)
+        if self.kind == "knn_classifier":
+            if embeddings is None or self.bank is None or self.bank_wa is None:
+                raise ValueError("a knn_classifier router needs the raw embeddings and its training bank")
+            features = np.hstack([features, knn_features(embeddings, self.bank, self.bank_wa,
+                                                         self.protected_threshold)])
+        logits = features @ self.coef.astype(np.float64) + self.intercept
+        if self.kind in ("classifier", "knn_classifier"):
             return 1.0 / (1.0 + np.exp(-logits))
         if embeddings is None or self.bank is None or self.bank_wa is None:
             raise ValueError("an ensemble router needs the raw embeddings and its training bank")
@@ -105,11 +139,12 @@ class Router:
         paths = [directory / f"{stem}.json"]
         if self.coef is not None:
             tensors = {"coef": self.coef.astype(np.float32)}
-            if self.kind == "ensemble":
+            if self.kind in ("ensemble", "knn_classifier"):
                 assert self.bank is not None and self.bank_wa is not None
+                tensors |= {"bank": self.bank.astype(np.float16), "bank_wa": self.bank_wa.astype(np.float16)}
+            if self.kind == "ensemble":
                 assert self.cdf_p is not None and self.cdf_knn is not None
-                tensors |= {"bank": self.bank.astype(np.float16), "bank_wa": self.bank_wa.astype(np.float16),
-                            "cdf_p": self.cdf_p.astype(np.float32), "cdf_knn": self.cdf_knn.astype(np.float32)}
+                tensors |= {"cdf_p": self.cdf_p.astype(np.float32), "cdf_knn": self.cdf_knn.astype(np.float32)}
             save_file(tensors, str(directory / f"{stem}.safetensors"))
             paths.append(directory / f"{stem}.safetensors")
         paths[0].write_text(json.dumps(meta, indent=2) + "\n")
@@ -161,6 +196,31 @@ def oof_router_scores(features: np.ndarray, positive: np.ndarray, embeddings: np
         logits[te] = features[te].astype(np.float64) @ coef + b
         knn[te] = knn_max_wa(embeddings[te], bank[tr], wa[tr])
     return logits, knn
+
+
+def oof_knn_classifier(features: np.ndarray, embeddings: np.ndarray, wa: np.ndarray, protected: float,
+                       margin: float = 0.5, folds: int = 5, c: float = 0.01,
+                       seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """The knn_classifier on a training set: out-of-fold neighbourhood statistics (each row against the other
+    folds' articles), out-of-fold probabilities of P(WA ≥ protected − margin) from a head fitted on the other folds,
+    and the head fitted on all rows. Returns (oof_probability, oof_knn_features, coef, intercept)."""
+    from sklearn.model_selection import StratifiedKFold
+
+    positive = wa >= protected
+    soft = wa >= protected - margin
+    bank = normalise(embeddings)
+    knn = np.zeros((len(features), KNN_STATS), dtype=np.float32)
+    splits = list(StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed).split(features,
+                                                                                          positive.astype(int)))
+    for tr, te in splits:
+        knn[te] = knn_features(embeddings[te], bank[tr], wa[tr], protected)
+    full = np.hstack([features, knn]).astype(np.float32)
+    prob = np.zeros(len(features))
+    for tr, te in splits:
+        coef, b = fit_classifier(full[tr], soft[tr], c, seed)
+        prob[te] = 1.0 / (1.0 + np.exp(-(full[te].astype(np.float64) @ coef + b)))
+    coef, b = fit_classifier(full, soft, c, seed)
+    return prob, knn, coef, b
 
 
 def normalise(embeddings: np.ndarray) -> np.ndarray:

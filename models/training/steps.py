@@ -24,6 +24,7 @@ from models.router import (
     empirical_cdf,
     fit_classifier,
     normalise,
+    oof_knn_classifier,
     oof_router_scores,
     route_statistic,
     router_features,
@@ -46,6 +47,9 @@ class TrainOptions:
     folds: int = 5
     probe: ProbeConfig = field(default_factory=ProbeConfig)
     router_c: float = 0.05
+    knn_router_c: float = 0.01  # the knn_classifier's head (more features, stronger L2)
+    knn_router_margin: float = 0.5  # the knn_classifier learns P(WA ≥ protected edge − margin)
+    knn_router_min_train: int = 1000  # fewer training rows: no knn_classifier (20-NN statistics would be noise)
     fn_margin: float = 0.75  # choose the operating point at margin × the FN target (few positives: be conservative)
     student: Any | None = None  # models.student.StudentConfig; None = its defaults
     train_student: bool = True  # False: keep an existing artifacts/student/ (or none)
@@ -188,9 +192,10 @@ class TrainRun:
         return self._record("probe", metrics)
 
     def step_router(self) -> dict[str, Any]:
-        """Baseline (probe WA), classifier and kNN-ensemble routers; operating points chosen on out-of-fold train
-        predictions + val (more protected articles than val alone), at `fn_margin` × the spec's FN target. The
-        router with the smallest Stage-2 share on that pool is shipped as `router`, the others beside it."""
+        """Baseline (probe WA), classifier, kNN-ensemble and kNN-feature classifier routers; operating points
+        chosen on out-of-fold train predictions + val (more protected articles than val alone), at `fn_margin` ×
+        the spec's FN target. The router with the smallest Stage-2 share on that pool is shipped as `router`, the
+        others beside it."""
         s, x, opt = self.split, self.embeddings, self.options
         probe = Probe.load(self.out_dir)
         oof = np.load(self.workdir / "probe_oof.npy")
@@ -218,11 +223,19 @@ class TrainRun:
         ens_pool = np.concatenate([ens.ensemble_statistic(oof_logit, oof_knn),
                                    ens.statistic(f_va, None, x[s.val])])
         ens = ens.with_threshold(choose_operating_point(ens_pool, pool_pos, target))
+        pools = {"wa_threshold": wa_pool, "classifier": clf_pool, "ensemble": ens_pool}
+        routers = [base, clf, ens]
+        if len(s.train) >= opt.knn_router_min_train:
+            kprob, _, kcoef, kb = oof_knn_classifier(f_tr, x[s.train], wa_all[s.train], pt, opt.knn_router_margin,
+                                                     opt.folds, opt.knn_router_c, opt.seed)
+            kc = Router("knn_classifier", 0.0, pt, kcoef, kb, bank=ens.bank, bank_wa=ens.bank_wa)
+            pools["knn_classifier"] = np.concatenate([kprob, kc.statistic(f_va, None, x[s.val])])
+            routers.append(kc.with_threshold(choose_operating_point(pools["knn_classifier"], pool_pos, target)))
 
         metrics: dict[str, Any] = {"fn_target": self.spec.hybrid.max_false_negative_rate, "fn_selection": target,
                                    "selection_pool": {"n": int(len(pool_pos)), "protected": int(pool_pos.sum())}}
-        pools = {"wa_threshold": wa_pool, "classifier": clf_pool, "ensemble": ens_pool}
-        routers = [base, clf, ens]
+        if "knn_classifier" in pools:
+            metrics["knn_classifier_target"] = pt - opt.knn_router_margin
         for r in routers:
             stat = pools[r.kind]
             r.metrics = {"selection": route_stats(stat, pool_pos, r.threshold),

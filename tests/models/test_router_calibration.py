@@ -141,3 +141,73 @@ def test_blend_weights_pick_the_better_source_per_dimension(tmp_path):
     cal.save(tmp_path)
     assert Calibration.load(tmp_path, ["a", "b"]).blend == alpha
     assert Calibration.identity(["a"]).combine(np.ones((1, 1)), np.zeros((1, 1)))[0, 0] == 1.0
+
+
+def test_knn_features_are_neighbourhood_statistics():
+    from models.router import KNN_STATS, knn_features
+
+    bank = np.eye(4, dtype=np.float32)[:3]  # three orthogonal labelled articles
+    bank_wa = np.array([6.0, 4.8, 1.0])
+    q = np.array([[1.0, 0.5, 0.0, 0.0]], dtype=np.float32)  # nearest: article 0, then 1, then 2
+    f = knn_features(q, bank, bank_wa, protected=5.0)
+    assert f.shape == (1, KNN_STATS)
+    raw = (f[0] + 1.0) * 5.0  # undo the x / 5 − 1 scaling
+    sims = np.array([1.0, 0.5, 0.0]) / np.sqrt(1.25)
+    wts = np.exp(10 * sims) / np.exp(10 * sims).sum()
+    expected = [6.0, np.mean(bank_wa), (wts * bank_wa).sum(), 1 / 3, 2 / 3, sims[0], 6.0, 6.0]
+    np.testing.assert_allclose(raw, expected, rtol=1e-5)
+
+
+def test_knn_classifier_router_learns_the_soft_target_and_round_trips(tmp_path):
+    from models.router import normalise, oof_knn_classifier, route_statistic
+
+    rng = np.random.default_rng(5)
+    emb = rng.normal(size=(300, 8)).astype(np.float32)
+    wa = np.clip(4 + 2.5 * emb[:, 0] + 0.3 * rng.normal(size=300), 0, 10)
+    feats = router_features(emb, np.zeros((300, 3), dtype=np.float32), [0.5, 0.3, 0.2])
+    prob, knn, coef, b = oof_knn_classifier(feats, emb, wa, protected=5.0, margin=0.5, folds=3, c=1.0)
+    assert knn.shape == (300, 8) and coef.shape == (feats.shape[1] + 8,)
+    # out of fold, the soft target WA ≥ 4.5 is ranked well, and protected articles score higher than low ones
+    assert prob[wa >= 5].mean() > prob[wa < 3].mean() + 0.5
+    r = Router("knn_classifier", 0.0, 5.0, coef, b, bank=normalise(emb).astype(np.float16),
+               bank_wa=wa.astype(np.float16))
+    stat = r.statistic(feats, None, emb)
+    r = r.with_threshold(choose_operating_point(stat, wa >= 5, 0.02))
+    assert route_stats(stat, wa >= 5, r.threshold)["fn_rate"] <= 0.02
+    r.save(tmp_path)
+    again = Router.load(tmp_path)
+    assert again.kind == "knn_classifier" and again.bank.shape == (300, 8) and again.cdf_p is None
+    assert again.threshold == pytest.approx(r.threshold)
+
+    class _Probe:
+        def standardise(self, e):
+            return e
+
+    np.testing.assert_allclose(route_statistic(again, _Probe(), emb, np.zeros((300, 3), np.float32),
+                                               [0.5, 0.3, 0.2]), stat, atol=1e-3)
+    with pytest.raises(ValueError, match="knn_classifier router needs the raw embeddings"):
+        again.statistic(feats, None)
+
+
+def test_router_step_trains_knn_classifier_only_with_enough_rows(trained, tmp_path, fake_encoder):
+    import shutil
+    from dataclasses import replace
+
+    from models.training.steps import TrainRun
+
+    spec, data, run = trained
+    out, work = tmp_path / "artifacts", tmp_path / "work"
+    shutil.copytree(run.out_dir, out)
+    shutil.copytree(run.workdir, work)
+    assert run.options.knn_router_min_train > len(run.split.train)  # the shared fixture: too few rows
+    assert "knn_classifier" not in run.metrics["router"]
+    r = TrainRun(spec, data, out, encoder=fake_encoder, workdir=work,
+                 options=replace(run.options, knn_router_min_train=0))
+    metrics = r.step_router()
+    assert metrics["knn_classifier_target"] == spec.protected_threshold - 0.5
+    sel = metrics["knn_classifier"]["selection"]
+    assert sel["fn_rate"] <= spec.hybrid.max_false_negative_rate
+    stems = {p.stem for p in out.glob("router*.json")}
+    kinds = {Router.load(out, stem).kind for stem in stems}
+    assert kinds == {"wa_threshold", "classifier", "ensemble", "knn_classifier"} and "router" in stems
+    assert Router.load(out).kind == metrics["shipped"]
