@@ -305,3 +305,25 @@ def resolve_spec(ref: str | Path, root: Path = FILTERS_ROOT) -> FilterSpec:
     if chosen not in versions:
         raise SpecError(f"filter {name!r} has no version {chosen}; shipped versions: {versions}")
     return load_spec(root / name / f"v{chosen}" / "filter.yaml")
+
+
+def has_artifacts(spec: FilterSpec) -> bool:
+    """Whether the spec's version ships trained artifacts (a manifest in `artifacts/`)."""
+    return (spec.artifacts_dir / "manifest.json").is_file()
+
+
+def trained_specs(root: Path = FILTERS_ROOT) -> dict[str, FilterSpec]:
+    """Filter name → its newest version with trained artifacts: what a worker serves by default."""
+    out: dict[str, FilterSpec] = {}
+    for path in spec_paths(root):
+        if (path.parent / "artifacts" / "manifest.json").is_file():
+            spec = load_spec(path)
+            if spec.name not in out or spec.version > out[spec.name].version:
+                out[spec.name] = spec
+    return out
+
+
+def resolve_served(ref: str | Path, root: Path = FILTERS_ROOT) -> FilterSpec:
+    """Like `resolve_spec`, but a bare name means the newest version that has trained artifacts (if any has)."""
+    served = trained_specs(root).get(str(ref))
+    return served if served is not None else resolve_spec(ref, root)

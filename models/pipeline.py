@@ -17,7 +17,7 @@ import orjson
 
 from filters.article import Article, ArticleError
 from filters.postfilter import postfilter
-from filters.spec import FilterSpec, SpecError, load_spec, resolve_spec, spec_paths
+from filters.spec import FilterSpec, SpecError, resolve_served, trained_specs
 from models.artifacts import MANIFEST, ArtifactError, manifest_digest, verify_artifacts
 from models.calibration import Calibration
 from models.embedding import Encoder
@@ -140,19 +140,13 @@ class Pipeline:
         """Load named filters (name, name/vN or path) or, with None, every shipped filter whose artifacts exist."""
         specs: list[FilterSpec] = []
         if filters is None:
-            newest: dict[str, FilterSpec] = {}
-            for path in spec_paths():
-                if (path.parent / "artifacts" / MANIFEST).is_file():
-                    spec = load_spec(path)
-                    if spec.name not in newest or spec.version > newest[spec.name].version:
-                        newest[spec.name] = spec
-            specs = list(newest.values())
+            specs = list(trained_specs().values())
             if not specs:
                 raise PipelineError("no filter has trained artifacts; run `distillery train --filter PATH --data FILE`")
         else:
             for ref in filters:
                 try:
-                    spec = resolve_spec(ref)
+                    spec = resolve_served(ref)
                 except SpecError as err:
                     raise PipelineError(str(err)) from None
                 if not (spec.artifacts_dir / MANIFEST).is_file():

@@ -78,6 +78,8 @@ def cdf_rank(values: np.ndarray, breakpoints: np.ndarray) -> np.ndarray:
     return np.interp(values, breakpoints, np.linspace(0, 1, len(breakpoints)))
 
 
+BANK_STEM = "router_bank"  # shared kNN bank of every router in one artifacts directory
+
 @dataclass
 class Router:
     """Routes an article to Stage 2 when its statistic ≥ `threshold`; the statistic depends on `kind`:
@@ -133,6 +135,8 @@ class Router:
                       dict(self.metrics), self.bank, self.bank_wa, self.cdf_p, self.cdf_knn)
 
     def save(self, directory: Path, stem: str = "router") -> list[Path]:
+        """JSON + safetensors; the kNN bank (training embeddings, several MB) is written once per directory to
+        `router_bank.safetensors` and shared by every router that uses it."""
         directory.mkdir(parents=True, exist_ok=True)
         meta = {"kind": self.kind, "threshold": self.threshold, "protected_threshold": self.protected_threshold,
                 "intercept": self.intercept, "metrics": self.metrics}
@@ -141,7 +145,11 @@ class Router:
             tensors = {"coef": self.coef.astype(np.float32)}
             if self.kind in ("ensemble", "knn_classifier"):
                 assert self.bank is not None and self.bank_wa is not None
-                tensors |= {"bank": self.bank.astype(np.float16), "bank_wa": self.bank_wa.astype(np.float16)}
+                meta["bank"] = BANK_STEM
+                bank_path = directory / f"{BANK_STEM}.safetensors"
+                save_file({"bank": self.bank.astype(np.float16), "bank_wa": self.bank_wa.astype(np.float16)},
+                          str(bank_path))
+                paths.append(bank_path)
             if self.kind == "ensemble":
                 assert self.cdf_p is not None and self.cdf_knn is not None
                 tensors |= {"cdf_p": self.cdf_p.astype(np.float32), "cdf_knn": self.cdf_knn.astype(np.float32)}
@@ -156,6 +164,8 @@ class Router:
         t: dict[str, np.ndarray] = {}
         if meta["kind"] != "wa_threshold":
             t = load_file(str(directory / f"{stem}.safetensors"))
+        if meta.get("bank"):
+            t |= load_file(str(directory / f"{meta['bank']}.safetensors"))
         return cls(meta["kind"], float(meta["threshold"]), float(meta["protected_threshold"]), t.get("coef"),
                    float(meta.get("intercept", 0.0)), meta.get("metrics", {}), t.get("bank"), t.get("bank_wa"),
                    t.get("cdf_p"), t.get("cdf_knn"))

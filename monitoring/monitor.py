@@ -113,11 +113,11 @@ def weighted(scores: Mapping[str, float], weights: Mapping[str, float] | None) -
 def _spec_weights(filter_name: str) -> dict[str, float] | None:
     """The shipped spec's weights, or None when the filter is unknown here (then the residual uses a plain mean)."""
     try:
-        from filters.spec import SpecError, resolve_spec
+        from filters.spec import SpecError, resolve_served
     except ImportError:  # pragma: no cover - filters is part of this package
         return None
     try:
-        spec = resolve_spec(filter_name)
+        spec = resolve_served(filter_name)
         return dict(zip(spec.dimension_names, spec.weights, strict=True))
     except (SpecError, FileNotFoundError, ValueError, KeyError):
         return None
@@ -274,14 +274,14 @@ class Monitor:
 
         With `strict=False` an unknown filter is monitored with warm-up references and equal weights.
         """
-        from filters.spec import SpecError, available, resolve_spec
+        from filters.spec import SpecError, available, resolve_served
 
         names = list(filters) if filters is not None else sorted(available())
         references: dict[str, Reference] = {}
         weights: dict[str, dict[str, float]] = {}
         for name in names:
             try:
-                spec = resolve_spec(name)
+                spec = resolve_served(name)
             except (SpecError, FileNotFoundError) as err:
                 if not strict:
                     log.warning("monitor: no spec for filter %r (%s); warm-up references, equal weights", name, err)
