@@ -256,3 +256,15 @@ def test_bare_name_that_is_a_local_directory_is_still_a_name(spec_root, tmp_path
     monkeypatch.chdir(tmp_path / "work")
     with pytest.raises(SpecError, match="unknown filter 'other2'; known filters: other, tiny"):
         resolve_spec("other2", root=spec_root)
+
+
+def test_a_bare_name_is_served_from_its_newest_trained_version(spec_root):
+    from filters.spec import resolve_served, trained_specs
+
+    assert trained_specs(spec_root) == {}
+    assert resolve_served("tiny", root=spec_root).version == 2  # nothing trained: newest version
+    (spec_root / "tiny" / "v1" / "artifacts").mkdir()
+    (spec_root / "tiny" / "v1" / "artifacts" / "manifest.json").write_text("{}")
+    assert {k: s.version for k, s in trained_specs(spec_root).items()} == {"tiny": 1}
+    assert resolve_served("tiny", root=spec_root).version == 1
+    assert resolve_served("tiny/v2", root=spec_root).version == 2  # an explicit version is kept
