@@ -12,9 +12,10 @@ from typing import Any
 import numpy as np
 
 from filters.spec import FilterSpec
+from models.artifacts import sha256_file
 from models.data.dedupe import TitleRule, find_duplicates
 from models.data.report import label_stats
-from models.data.rows import file_sha256, parse_time, read_rows, write_rows
+from models.data.rows import parse_time, read_rows, write_rows
 from models.data.validate import Degenerate, problem
 from models.training.data import Dataset, to_article
 from models.training.split import split_dataset
@@ -51,7 +52,7 @@ def prepare(spec: FilterSpec, input_path: str | Path, out_dir: str | Path,
     reasons only) and `report.json`; returns the report."""
     input_path, out_dir = Path(input_path), Path(out_dir)
     numbered = read_rows(input_path)
-    digest = file_sha256(input_path)
+    digest = sha256_file(input_path)
     dropped: Counter[str] = Counter()
     dropped_rows: list[dict[str, Any]] = []
     usable: list[tuple[int, dict[str, Any]]] = []

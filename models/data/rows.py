@@ -36,14 +36,6 @@ def write_rows(path: Path, rows: Iterable[Mapping[str, Any]]) -> int:
     return n
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def row_text(row: Mapping[str, Any]) -> str:
     return str(row.get("text") or row.get("content") or "").strip()
 

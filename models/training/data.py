@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +12,7 @@ import numpy as np
 from filters.jsonl import read_objects
 from filters.spec import FilterSpec
 from filters.text import clean_article
+from models.artifacts import sha256_file
 
 
 class DataError(ValueError):
@@ -22,14 +22,6 @@ class DataError(ValueError):
 def clean(article: Mapping[str, Any]) -> dict[str, Any]:
     """The pipeline's text cleaning (filters.text.clean_article) applied to a data row."""
     return clean_article(dict(article))
-
-
-def file_hash(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @dataclass
@@ -96,4 +88,4 @@ def load_dataset(path: str | Path, spec: FilterSpec) -> Dataset:
                 f"filter {spec.key} (dimensions {dims})"
             )
         labels[i] = [float(scores[d]) for d in dims]
-    return Dataset([to_article(r) for r in rows], labels, dims, str(path), file_hash(path))
+    return Dataset([to_article(r) for r in rows], labels, dims, str(path), sha256_file(path))
