@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 import pytest
 
@@ -43,3 +44,23 @@ def tiny_spec(tiny_spec_data, tmp_path):
     from filters.spec import parse_spec
 
     return parse_spec(tiny_spec_data, tmp_path / "tiny" / "v1" / "filter.yaml")
+
+
+@pytest.fixture(scope="session")
+def bootstrap() -> Iterator[str]:
+    """KAFKA_BOOTSTRAP_SERVERS when set, else a Tansu broker on a free loopback port for the whole session."""
+    external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "")
+    if external:
+        yield external
+        return
+    from streams.broker import BrokerError, EmbeddedBroker
+
+    broker = EmbeddedBroker()
+    try:
+        broker.start()
+    except BrokerError as err:
+        pytest.skip(f"embedded broker unavailable: {err}")
+    try:
+        yield broker.bootstrap
+    finally:
+        broker.stop()

@@ -153,57 +153,43 @@ def test_score_command_uses_the_loaded_pipeline(tiny_pipeline, tmp_path, monkeyp
 
 
 @pytest.mark.broker
-def test_to_kafka_publishes_and_active_select_reads_a_topic(tiny_spec_data, tmp_path, monkeypatch):
+def test_to_kafka_publishes_and_active_select_reads_a_topic(bootstrap, tiny_spec_data, tmp_path, monkeypatch):
     """A backfill goes to <prefix>articles.raw keyed by id; `active select --topic` reads scores.<filter>."""
     import asyncio
-    import os
     import uuid
 
     import yaml
 
     from models import workflow_cli
     from models.records import Result
-    from streams.broker import BrokerError, EmbeddedBroker
     from streams.clients import produce_lines, read_topics
     from streams.records import result_record
     from streams.settings import Settings
 
-    external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "")
-    broker = None
-    if not external:
-        broker = EmbeddedBroker()
-        try:
-            broker.start()
-        except BrokerError as err:
-            pytest.skip(f"embedded broker unavailable: {err}")
-    try:
-        prefix = f"t{uuid.uuid4().hex[:8]}."
-        monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", external or broker.bootstrap)
-        monkeypatch.setenv("DISTILLERY_TOPIC_PREFIX", prefix)
-        settings = Settings.from_env()
-        app = typer.Typer()
-        workflow_cli.register(app)
-        src = _write_input(tmp_path / "in.jsonl", _articles(6))
-        res = CliRunner().invoke(app, ["score", "--input", str(src), "--to-kafka"])
-        assert res.exit_code == 0, res.output
-        assert "published 6 articles" in res.output
-        got = asyncio.run(read_topics(settings, [f"{prefix}articles.raw"], limit=6, max_time=30))
-        assert sorted(m.key.decode() for m in got) == [f"b{i}" for i in range(6)]
+    prefix = f"t{uuid.uuid4().hex[:8]}."
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", bootstrap)
+    monkeypatch.setenv("DISTILLERY_TOPIC_PREFIX", prefix)
+    settings = Settings.from_env()
+    app = typer.Typer()
+    workflow_cli.register(app)
+    src = _write_input(tmp_path / "in.jsonl", _articles(6))
+    res = CliRunner().invoke(app, ["score", "--input", str(src), "--to-kafka"])
+    assert res.exit_code == 0, res.output
+    assert "published 6 articles" in res.output
+    got = asyncio.run(read_topics(settings, [f"{prefix}articles.raw"], limit=6, max_time=30))
+    assert sorted(m.key.decode() for m in got) == [f"b{i}" for i in range(6)]
 
-        results = [Result(f"b{i}", "tiny", 1, "stage2", {d: 6.0 + i for d in ("impact", "evidence", "reach")},
-                          6.0 + i, "medium", probe_scores={d: 2.0 for d in ("impact", "evidence", "reach")})
-                   for i in range(6)]
-        asyncio.run(produce_lines(settings, [result_record(r) for r in results], topic=f"{prefix}scores.tiny"))
-        spec_path = tmp_path / "tiny" / "v1" / "filter.yaml"
-        spec_path.parent.mkdir(parents=True)
-        spec_path.write_text(yaml.safe_dump(tiny_spec_data))
-        out = tmp_path / "picked.jsonl"
-        res = CliRunner().invoke(app, ["active", "select", "--filter", str(spec_path), "--topic", "scores.tiny",
-                                       "--articles", str(src), "--budget", "4", "--out", str(out),
-                                       "--max-time", "20"])
-        assert res.exit_code == 0, res.output
-        assert "selected 4 of 6 results" in res.output
-        assert len(out.read_text().splitlines()) == 4
-    finally:
-        if broker is not None:
-            broker.stop()
+    results = [Result(f"b{i}", "tiny", 1, "stage2", {d: 6.0 + i for d in ("impact", "evidence", "reach")},
+                      6.0 + i, "medium", probe_scores={d: 2.0 for d in ("impact", "evidence", "reach")})
+               for i in range(6)]
+    asyncio.run(produce_lines(settings, [result_record(r) for r in results], topic=f"{prefix}scores.tiny"))
+    spec_path = tmp_path / "tiny" / "v1" / "filter.yaml"
+    spec_path.parent.mkdir(parents=True)
+    spec_path.write_text(yaml.safe_dump(tiny_spec_data))
+    out = tmp_path / "picked.jsonl"
+    res = CliRunner().invoke(app, ["active", "select", "--filter", str(spec_path), "--topic", "scores.tiny",
+                                   "--articles", str(src), "--budget", "4", "--out", str(out),
+                                   "--max-time", "20"])
+    assert res.exit_code == 0, res.output
+    assert "selected 4 of 6 results" in res.output
+    assert len(out.read_text().splitlines()) == 4

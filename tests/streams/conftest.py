@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import orjson
@@ -21,26 +21,6 @@ from streams.topics import Topics
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
-
-
-@pytest.fixture(scope="session")
-def bootstrap() -> Iterator[str]:
-    """KAFKA_BOOTSTRAP_SERVERS when set, else a Tansu broker on a free loopback port for the whole session."""
-    external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "")
-    if external:
-        yield external
-        return
-    from streams.broker import BrokerError, EmbeddedBroker
-
-    broker = EmbeddedBroker()
-    try:
-        broker.start()
-    except BrokerError as err:
-        pytest.skip(f"embedded broker unavailable: {err}")
-    try:
-        yield broker.bootstrap
-    finally:
-        broker.stop()
 
 
 @pytest.fixture
