@@ -7,11 +7,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-import yaml
 from pydantic import Field, ValidationError, model_validator
 
 from filters.prefilter import MAX_TITLE_CHARS, PASSED, CompiledCategory, Decision, url_host_path
-from filters.spec import ExclusionCategory, SpecError, _Model
+from filters.spec import ExclusionCategory, SpecError, _Model, read_yaml_mapping
 from filters.text import clean_text
 
 RULES_PATH = Path(__file__).resolve().parent / "commerce" / "rules.yaml"
@@ -82,12 +81,8 @@ class CommerceRules:
     def load(cls, path: str | Path = RULES_PATH) -> CommerceRules:
         """Load and compile a rules file; errors name the file and the bad field or regex."""
         path = Path(path)
-        if not path.is_file():
-            raise SpecError(f"{path}: no commerce rules file; restore filters/commerce/rules.yaml or pass another path")
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except yaml.YAMLError as err:
-            raise SpecError(f"{path}: not valid YAML ({err}); fix the syntax") from None
+        hint = "no commerce rules file; restore filters/commerce/rules.yaml or pass another path"
+        data = read_yaml_mapping(path, hint)
         try:
             rules = CommerceRuleSet.model_validate(data)
         except ValidationError as err:

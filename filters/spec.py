@@ -255,20 +255,26 @@ def parse_spec(data: dict[str, Any], path: Path) -> FilterSpec:
         raise SpecError(_format_error(path, err)) from None
 
 
-def load_spec(path: str | Path) -> FilterSpec:
-    """Load `filter.yaml` (or a directory holding one)."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / "filter.yaml"
+def read_yaml_mapping(path: Path, missing_hint: str) -> dict[str, Any]:
+    """A YAML file whose top level is a mapping; every failure is a SpecError naming the file and the fix."""
     if not path.is_file():
-        raise SpecError(f"{path}: no such filter spec file; pass a filter.yaml or a filter name (see `filters list`)")
+        raise SpecError(f"{path}: {missing_hint}")
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as err:
         raise SpecError(f"{path}: not valid YAML ({err}); fix the syntax") from None
     if not isinstance(data, dict):
         raise SpecError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
-    return parse_spec(data, path.resolve())
+    return data
+
+
+def load_spec(path: str | Path) -> FilterSpec:
+    """Load `filter.yaml` (or a directory holding one)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "filter.yaml"
+    hint = "no such filter spec file; pass a filter.yaml or a filter name (see `filters list`)"
+    return parse_spec(read_yaml_mapping(path, hint), path.resolve())
 
 
 def spec_paths(root: Path = FILTERS_ROOT) -> list[Path]:

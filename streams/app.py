@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import logging
 import os
 import sys
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -139,6 +140,18 @@ class WorkerContext:
         futures = [await self.channel(topic).send(key=key, value=value) for topic, key, value in messages]
         if futures:
             await asyncio.gather(*futures)
+
+    @contextlib.asynccontextmanager
+    async def processing(self, stream: Any, events: Sequence[Any], where: str) -> AsyncIterator[None]:
+        """The at-least-once frame of every agent's micro-batch: run the body (which sends all outputs with
+        `send_all`), then ack the inputs; if the body fails (Kafka unreachable or a bug), exit unacked so the
+        batch is replayed after the restart."""
+        try:
+            yield
+        except Exception as exc:
+            self.crash(exc, where)
+        for event in events:
+            await stream.ack(event)
 
     def crash(self, exc: BaseException, where: str) -> None:
         """Stop the whole process without committing: unacked inputs are replayed after the restart."""

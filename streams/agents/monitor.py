@@ -83,12 +83,8 @@ def register(app: Any, ctx: WorkerContext) -> None:
                 except Exception as exc:  # a bad record or a detector bug must not stop scoring in this worker
                     monitor.ignored += 1
                     log.warning("monitor: skipped a record from %s: %r", event.message.topic, exc)
-            try:
+            async with ctx.processing(stream, events, "monitor agent"):
                 await ctx.send_all([(ctx.topics.drift, *alert_record(a)) for a in alerts])
-            except Exception as exc:  # Kafka unreachable: exit unacked so the batch is replayed
-                ctx.crash(exc, "monitor agent")
-            for event in events:
-                await stream.ack(event)
 
     async def spot_check() -> None:
         assert spot is not None

@@ -38,7 +38,7 @@ def register(app: Any, ctx: WorkerContext) -> None:
     @app.agent(ctx.channel(ctx.topics.raw), name="prefilter")
     async def prefilter(stream: Any) -> None:
         async for events in stream.noack_take(ctx.settings.batch_size, within=ctx.settings.batch_within):
-            try:
+            async with ctx.processing(stream, events, "prefilter agent"):
                 started = time.time()
                 metrics().article_in("prefilter", len(events))
                 outcomes = await ctx.run_each(ctx.pipeline.prepare, [e.value for e in events], started)
@@ -47,7 +47,3 @@ def register(app: Any, ctx: WorkerContext) -> None:
                 messages = [m for event, outcome in pairs for m in _outputs(ctx, event, outcome, started)]
                 await ctx.send_all(messages)
                 metrics().latency("prefilter", time.time() - started)
-            except Exception as exc:  # Kafka unreachable or a bug: exit unacked so the batch is replayed
-                ctx.crash(exc, "prefilter agent")
-            for event in events:
-                await stream.ack(event)

@@ -33,7 +33,7 @@ def _register_one(app: Any, ctx: WorkerContext, filter_name: str) -> None:
     @app.agent(ctx.channel(ctx.topics.embedded), name=f"probe-{filter_name}")
     async def probe(stream: Any) -> None:
         async for events in stream.noack_take(ctx.settings.batch_size, within=ctx.settings.batch_within):
-            try:
+            async with ctx.processing(stream, events, f"probe agent {filter_name}"):
                 started = time.time()
                 metrics().article_in(f"probe:{filter_name}", len(events))
                 messages: list[tuple[str, bytes | None, bytes]] = []
@@ -50,10 +50,6 @@ def _register_one(app: Any, ctx: WorkerContext, filter_name: str) -> None:
                         messages += _outputs(ctx, filter_name, event, outcome, received_at)
                 await ctx.send_all(messages)
                 metrics().latency(f"probe:{filter_name}", time.time() - started)
-            except Exception as exc:  # Kafka unreachable or a bug: exit unacked so the batch is replayed
-                ctx.crash(exc, f"probe agent {filter_name}")
-            for event in events:
-                await stream.ack(event)
 
 
 def register(app: Any, ctx: WorkerContext) -> None:

@@ -26,7 +26,7 @@ def register(app: Any, ctx: WorkerContext) -> None:
     @app.agent(ctx.channel(ctx.topics.stage2), name="stage2")
     async def stage2(stream: Any) -> None:
         async for events in stream.noack_take(ctx.settings.stage2_batch_size, within=ctx.settings.batch_within):
-            try:
+            async with ctx.processing(stream, events, "stage2 agent"):
                 started = time.time()
                 messages: list[tuple[str, bytes | None, bytes]] = []
                 batch: list[tuple[Any, Any]] = []
@@ -51,7 +51,3 @@ def register(app: Any, ctx: WorkerContext) -> None:
                                          records.result_record(result)))
                 await ctx.send_all(messages)
                 metrics().latency("stage2", time.time() - started)
-            except Exception as exc:  # Kafka unreachable or a bug: exit unacked so the batch is replayed
-                ctx.crash(exc, "stage2 agent")
-            for event in events:
-                await stream.ack(event)
