@@ -61,6 +61,7 @@ def main() -> None:
     ap.add_argument("--train-layers", type=int, default=2, help="LoRA in the top N layers only (0 = all layers)")
     ap.add_argument("--pooling", default="mean", choices=["cls", "mean"])
     ap.add_argument("--sample-weight-scale", type=float, default=0.0)
+    ap.add_argument("--seed", type=int, default=42, help="student seed (the data split stays seed 42)")
     ap.add_argument("--tag", default="student_sustainability_v1")
     ap.add_argument("--predictions", default=None,
                     help="also write raw val/test predictions (ids + floats) here; keep it outside the repo")
@@ -76,7 +77,7 @@ def main() -> None:
         max_tokens=args.max_tokens, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
         lora_r=args.lora_r, lora_alpha=args.lora_alpha, target_modules=tuple(args.targets.split(",")),
         sample_weight_scale=args.sample_weight_scale, train_layers=args.train_layers or None, threads=args.threads,
-        pooling=args.pooling,
+        pooling=args.pooling, seed=args.seed,
     )
     torch.set_num_threads(args.threads)
     if args.pilot:
