@@ -1,4 +1,8 @@
-"""Per-dimension isotonic calibration: fit on held-out predictions, JSON breakpoints, applied with np.interp."""
+"""Stage-2 post-processing: student/probe blend, per-dimension isotonic (JSON breakpoints, np.interp), label-grid snap.
+
+The oracle scores on a fixed grid (whole or half points). Its labels are then best matched, in MAE, by a median on that
+grid: rounding a dimension to the grid is offered as a last step and kept only where held-out MAE drops.
+"""
 
 from __future__ import annotations
 
@@ -23,6 +27,7 @@ class Calibration:
     applied: bool = True
     stats: dict[str, Any] = field(default_factory=dict)
     blend: list[float] | None = None  # per-dimension weight of the student vs the probe in Stage 2 (None = 1.0)
+    snap: list[float] | None = None  # per-dimension grid step to round to (0 = keep continuous; None = never)
 
     def combine(self, student_raw: np.ndarray, probe_scores: np.ndarray | None) -> np.ndarray:
         """Stage-2 raw scores: `blend × student + (1 − blend) × probe` per dimension (student alone without blend)."""
@@ -38,14 +43,14 @@ class Calibration:
                    applied=False, stats=stats or {})
 
     def apply(self, raw: np.ndarray) -> np.ndarray:
-        """Map raw (n, n_dims) scores; non-finite → 0; clamp to [0, 10]. Pass-through when not applied."""
+        """Map raw (n, n_dims) scores; non-finite → 0; isotonic when applied; clamp to [0, 10]; then snap."""
         raw = np.nan_to_num(np.asarray(raw, dtype=np.float64), nan=0.0, posinf=10.0, neginf=0.0)
         if not self.applied:
-            return np.clip(raw, 0.0, 10.0)
+            return snap_to_grid(np.clip(raw, 0.0, 10.0), self.snap)
         out = np.empty_like(raw)
         for d in range(raw.shape[1]):
             out[:, d] = np.interp(raw[:, d], self.x[d], self.y[d])
-        return np.clip(out, 0.0, 10.0)
+        return snap_to_grid(np.clip(out, 0.0, 10.0), self.snap)
 
     def save(self, directory: Path) -> Path:
         directory.mkdir(parents=True, exist_ok=True)
@@ -55,6 +60,7 @@ class Calibration:
             "applied": self.applied,
             "dimensions": {d: {"x": x, "y": y} for d, x, y in zip(self.dimension_names, self.x, self.y, strict=True)},
             "blend": self.blend,
+            "snap": self.snap,
             "stats": self.stats,
         }
         path.write_text(json.dumps(data, indent=2) + "\n")
@@ -74,7 +80,36 @@ class Calibration:
             )
         return cls(list(dimension_names), [dims[d]["x"] for d in dimension_names],
                    [dims[d]["y"] for d in dimension_names], bool(data.get("applied", True)), data.get("stats", {}),
-                   data.get("blend"))
+                   data.get("blend"), data.get("snap"))
+
+
+def snap_to_grid(scores: np.ndarray, steps: list[float] | None) -> np.ndarray:
+    """Round each dimension with a step > 0 to the nearest multiple of that step (halves round to even)."""
+    if not steps:
+        return scores
+    out = np.array(scores, dtype=np.float64, copy=True)
+    for d, step in enumerate(steps):
+        if step > 0:
+            out[:, d] = np.round(out[:, d] / step) * step
+    return out
+
+
+def label_grid(labels: np.ndarray) -> float:
+    """The oracle's score step: 1.0 when every label is a whole number, 0.5 for half points, else 0 (no grid)."""
+    labels = np.asarray(labels, dtype=np.float64)
+    for step in (1.0, 0.5):
+        if labels.size and np.allclose(labels / step, np.round(labels / step), atol=1e-6):
+            return step
+    return 0.0
+
+
+def fit_snap(pred: np.ndarray, target: np.ndarray, step: float) -> list[float]:
+    """Per dimension: `step` where rounding `pred` to the grid lowers MAE against `target`, else 0."""
+    if step <= 0:
+        return [0.0] * pred.shape[1]
+    snapped = snap_to_grid(pred, [step] * pred.shape[1])
+    return [step if np.abs(snapped[:, d] - target[:, d]).mean() < np.abs(pred[:, d] - target[:, d]).mean() else 0.0
+            for d in range(pred.shape[1])]
 
 
 def fit_isotonic(raw: np.ndarray, target: np.ndarray, dimension_names: list[str]) -> Calibration:

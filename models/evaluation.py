@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -107,12 +108,17 @@ def evaluate(pipeline: Pipeline, filter_name: str, data: Dataset, *, n_boot: int
         report["student"]["blend"] = fm.calibration.blend
         report["student_alone"] = regression_metrics(spec, student_raw, ref, n_boot=n_boot, seed=seed)
         before = float(np.abs(np.clip(raw, 0, 10) - ref).mean())
+        snapped = bool(fm.calibration.snap and any(fm.calibration.snap))
+        if snapped:  # the same Stage-2 output before rounding to the label grid, for comparison
+            report["student_unsnapped"] = regression_metrics(spec, replace(fm.calibration, snap=None).apply(raw), ref,
+                                                             n_boot=n_boot, seed=seed)
         report["calibration"] = {
-            "applied": fm.calibration.applied, "mae_before": before,
-            "mae_after": float(np.abs(cal - ref).mean()) if fm.calibration.applied else before,
+            "applied": fm.calibration.applied or snapped, "mae_before": before,
+            "mae_after": float(np.abs(cal - ref).mean()) if fm.calibration.applied or snapped else before,
+            "isotonic": fm.calibration.applied, "snap": fm.calibration.snap,
             "fitted_on": fm.calibration.stats.get("fitted_on", "val"),
-            "selection": {k: fm.calibration.stats.get(k) for k in ("mae_before", "mae_after", "n_check")},
-            "mae_after_if_applied": float(np.abs(fm.calibration.apply(raw) - ref).mean()),
+            "selection": {k: fm.calibration.stats.get(k) for k in ("mae_before", "mae_after", "n_check",
+                                                                  "snap_cross_fit")},
         }
         # the real hybrid path, timed: route (probe + router) then Stage 2 on the routed share
         t0 = time.perf_counter()
@@ -187,7 +193,7 @@ def to_markdown(report: dict[str, Any]) -> str:
     """A compact human summary of an evaluation report."""
     lines = [f"# Evaluation of {report['filter']} on {Path(report['data']).name} (n = {report['n']})", ""]
     lines += ["| model | MAE [95 % CI] | RMSE | WA MAE | tier acc. | Spearman WA |", "|---|---|---|---|---|---|"]
-    for name in ("probe", "student", "hybrid"):
+    for name in ("probe", "student_unsnapped", "student", "hybrid"):
         m = report.get(name)
         if not m:
             continue
@@ -209,7 +215,8 @@ def to_markdown(report: dict[str, Any]) -> str:
                      f"FN {r['fn_rate']:.2%}, Stage-2 share {r['stage2_share']:.1%}")
     c = report.get("calibration") or {}
     if c.get("mae_before") is not None:
-        lines.append(f"\nCalibration applied: {c['applied']} (MAE {c['mae_before']:.3f} → {c['mae_after']:.3f}).")
+        lines.append(f"\nCalibration applied: {c['applied']} (MAE {c['mae_before']:.3f} → {c['mae_after']:.3f}; "
+                     f"isotonic {c.get('isotonic')}, label-grid snap {c.get('snap')}).")
     dims = (report.get("student") or report["probe"])["per_dimension"]
     lines += ["", "| dimension | probe MAE | student MAE |", "|---|---|---|"]
     for d in dims:

@@ -14,7 +14,7 @@ from sklearn.model_selection import KFold
 
 from filters.spec import FilterSpec
 from models.artifacts import MANIFEST, manifest_digest, sha256_file, write_manifest
-from models.calibration import Calibration, fit_blend, fit_isotonic
+from models.calibration import Calibration, fit_blend, fit_isotonic, fit_snap, label_grid, snap_to_grid
 from models.curve import route_stats, sweep, write_curve
 from models.embedding import Encoder
 from models.probe import Probe, ProbeConfig, train_probe
@@ -291,7 +291,8 @@ class TrainRun:
 
     def step_calibrate(self) -> dict[str, Any]:
         """Stage-2 post-processing fitted on val (the student never trained on it): a per-dimension student/probe
-        blend weight, then isotonic per dimension. Each is kept only if a 2-fold cross-fit on val lowers MAE."""
+        blend weight, then isotonic per dimension, then rounding to the oracle's label grid per dimension. Each is
+        kept only if it lowers MAE out of fold (2-fold cross-fit on val)."""
         s, y, dims = self.split, self.data.labels, self.spec.dimension_names
         raw = self._student_raw(s.val, "val")
         if raw is None:
@@ -302,31 +303,34 @@ class TrainRun:
         rng = np.random.default_rng(self.options.seed)
         order = rng.permutation(len(s.val))
         halves = (order[: len(order) // 2], order[len(order) // 2:])
-
-        def mae(pred: np.ndarray, idx: np.ndarray) -> float:
-            return float(np.abs(np.clip(pred, 0, 10) - yv[idx]).mean())
-
-        scores: dict[str, list[float]] = {"student": [], "blend": [], "blend+isotonic": [], "isotonic": []}
+        oof = {k: np.zeros_like(yv, dtype=np.float64) for k in ("student", "blend", "blend+isotonic", "isotonic")}
         for a, b in (halves, halves[::-1]):
             alpha = np.asarray(fit_blend(raw[a], probe[a], yv[a]))
             mix_a, mix_b = alpha * raw[a] + (1 - alpha) * probe[a], alpha * raw[b] + (1 - alpha) * probe[b]
-            scores["student"].append(mae(raw[b], b))
-            scores["blend"].append(mae(mix_b, b))
-            scores["blend+isotonic"].append(mae(fit_isotonic(mix_a, yv[a], dims).apply(mix_b), b))
-            scores["isotonic"].append(mae(fit_isotonic(raw[a], yv[a], dims).apply(raw[b]), b))
-        cross = {k: float(np.mean(v)) for k, v in scores.items()}
+            oof["student"][b] = np.clip(raw[b], 0, 10)
+            oof["blend"][b] = np.clip(mix_b, 0, 10)
+            oof["blend+isotonic"][b] = fit_isotonic(mix_a, yv[a], dims).apply(mix_b)
+            oof["isotonic"][b] = fit_isotonic(raw[a], yv[a], dims).apply(raw[b])
+        cross = {k: float(np.abs(v - yv).mean()) for k, v in oof.items()}
         best = min(cross, key=cross.__getitem__)
+        grid = label_grid(y[s.train])
+        snap = fit_snap(oof[best], yv, grid)
+        snapped = snap_to_grid(oof[best], snap)
         blend = fit_blend(raw, probe, yv) if best.startswith("blend") else None
         base = (np.asarray(blend) * raw + (1 - np.asarray(blend)) * probe) if blend is not None else raw
         iso = best.endswith("isotonic")
         cal = fit_isotonic(base, yv, dims) if iso else Calibration.identity(dims)
-        cal.applied, cal.blend = iso, blend
+        cal.applied, cal.blend, cal.snap = iso, blend, (snap if any(snap) else None)
+        w = np.asarray(self.spec.weights)
         cal.stats = {"fitted_on": "val", "n_fit": int(len(raw)), "selection": "2-fold cross-fit on val",
                      "cross_fit_mae": cross, "chosen": best,
                      "mae_before": cross["blend" if blend is not None else "student"], "mae_after": cross[best],
-                     "n_check": int(len(raw))}
+                     "n_check": int(len(raw)), "label_grid": grid,
+                     "snap_cross_fit": {"mae": float(np.abs(snapped - yv).mean()),
+                                        "wa_mae_before": float(np.abs((oof[best] - yv) @ w).mean()),
+                                        "wa_mae_after": float(np.abs((snapped - yv) @ w).mean())}}
         cal.save(self.out_dir)
-        return self._record("calibrate", {"applied": cal.applied, "blend": blend, **cal.stats})
+        return self._record("calibrate", {"applied": cal.applied, "blend": blend, "snap": cal.snap, **cal.stats})
 
     def step_curve(self) -> dict[str, Any]:
         """Sweep every router on the test split; speed-up modelled from measured per-article Stage-1/2 costs."""

