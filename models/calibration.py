@@ -1,7 +1,8 @@
-"""Stage-2 post-processing: student/probe blend, per-dimension isotonic (JSON breakpoints, np.interp), label-grid snap.
+"""Score post-processing: student/probe blend, per-dimension isotonic (JSON breakpoints, np.interp), label-grid snap.
 
 The oracle scores on a fixed grid (whole or half points). Its labels are then best matched, in MAE, by a median on that
-grid: rounding a dimension to the grid is offered as a last step and kept only where held-out MAE drops.
+grid: rounding a dimension to the grid is offered as a last step, for Stage-2 and for Stage-1 (probe) scores, and kept
+only where held-out MAE drops.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ class Calibration:
     stats: dict[str, Any] = field(default_factory=dict)
     blend: list[float] | None = None  # per-dimension weight of the student vs the probe in Stage 2 (None = 1.0)
     snap: list[float] | None = None  # per-dimension grid step to round to (0 = keep continuous; None = never)
+    probe_snap: list[float] | None = None  # the same for scores served from Stage 1 (the probe)
 
     def combine(self, student_raw: np.ndarray, probe_scores: np.ndarray | None) -> np.ndarray:
         """Stage-2 raw scores: `blend × student + (1 − blend) × probe` per dimension (student alone without blend)."""
@@ -52,6 +54,11 @@ class Calibration:
             out[:, d] = np.interp(raw[:, d], self.x[d], self.y[d])
         return snap_to_grid(np.clip(out, 0.0, 10.0), self.snap)
 
+    def stage1(self, probe_scores: np.ndarray) -> np.ndarray:
+        """Scores served from Stage 1: the probe's, non-finite → 0, clamped to [0, 10], snapped where kept."""
+        raw = np.nan_to_num(np.asarray(probe_scores, dtype=np.float64), nan=0.0, posinf=10.0, neginf=0.0)
+        return snap_to_grid(np.clip(raw, 0.0, 10.0), self.probe_snap)
+
     def save(self, directory: Path) -> Path:
         directory.mkdir(parents=True, exist_ok=True)
         path = directory / CALIBRATION_FILE
@@ -61,6 +68,7 @@ class Calibration:
             "dimensions": {d: {"x": x, "y": y} for d, x, y in zip(self.dimension_names, self.x, self.y, strict=True)},
             "blend": self.blend,
             "snap": self.snap,
+            "probe_snap": self.probe_snap,
             "stats": self.stats,
         }
         path.write_text(json.dumps(data, indent=2) + "\n")
@@ -80,7 +88,7 @@ class Calibration:
             )
         return cls(list(dimension_names), [dims[d]["x"] for d in dimension_names],
                    [dims[d]["y"] for d in dimension_names], bool(data.get("applied", True)), data.get("stats", {}),
-                   data.get("blend"), data.get("snap"))
+                   data.get("blend"), data.get("snap"), data.get("probe_snap"))
 
 
 def snap_to_grid(scores: np.ndarray, steps: list[float] | None) -> np.ndarray:

@@ -95,7 +95,9 @@ def evaluate(pipeline: Pipeline, filter_name: str, data: Dataset, *, n_boot: int
     }
     timing: dict[str, float] = {"embedding_s": t_embed, "stage1_s": t_stage1}
     routed = fm.router.needs_stage2(stat)
-    hybrid_pred = probe_scores.astype(np.float64)
+    hybrid_pred = fm.calibration.stage1(probe_scores)  # what Stage 1 serves (snapped to the label grid if kept)
+    if fm.calibration.probe_snap and any(fm.calibration.probe_snap):
+        report["probe_served"] = regression_metrics(spec, hybrid_pred, ref, n_boot=n_boot, seed=seed)
     if fm.student is not None:
         t0 = time.perf_counter()
         student_raw = fm.student.predict([p.article for p in prepared])
@@ -115,7 +117,7 @@ def evaluate(pipeline: Pipeline, filter_name: str, data: Dataset, *, n_boot: int
         report["calibration"] = {
             "applied": fm.calibration.applied or snapped, "mae_before": before,
             "mae_after": float(np.abs(cal - ref).mean()) if fm.calibration.applied or snapped else before,
-            "isotonic": fm.calibration.applied, "snap": fm.calibration.snap,
+            "isotonic": fm.calibration.applied, "snap": fm.calibration.snap, "probe_snap": fm.calibration.probe_snap,
             "fitted_on": fm.calibration.stats.get("fitted_on", "val"),
             "selection": {k: fm.calibration.stats.get(k) for k in ("mae_before", "mae_after", "n_check",
                                                                   "snap_cross_fit")},
@@ -137,7 +139,8 @@ def evaluate(pipeline: Pipeline, filter_name: str, data: Dataset, *, n_boot: int
         if results_out is not None:  # no student: every article is served its probe scores (stage1)
             results_out.extend(r for r in pipeline.route(prepared, filter_name) if isinstance(r, Result))
         report["calibration"] = {"applied": False, "mae_before": None, "mae_after": None,
-                                 "note": "no student: calibration applies to Stage-2 scores only"}
+                                 "probe_snap": fm.calibration.probe_snap,
+                                 "note": "no student: only the Stage-1 snap (probe_snap) can apply"}
     hybrid = regression_metrics(spec, hybrid_pred, ref, n_boot=n_boot, seed=seed)
     n_pos = int(positive.sum())
     hybrid["fn_rate"] = float((positive & ~routed).sum() / n_pos) if n_pos else 0.0
@@ -193,7 +196,7 @@ def to_markdown(report: dict[str, Any]) -> str:
     """A compact human summary of an evaluation report."""
     lines = [f"# Evaluation of {report['filter']} on {Path(report['data']).name} (n = {report['n']})", ""]
     lines += ["| model | MAE [95 % CI] | RMSE | WA MAE | tier acc. | Spearman WA |", "|---|---|---|---|---|---|"]
-    for name in ("probe", "student_unsnapped", "student", "hybrid"):
+    for name in ("probe", "probe_served", "student_unsnapped", "student", "hybrid"):
         m = report.get(name)
         if not m:
             continue

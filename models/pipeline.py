@@ -261,6 +261,7 @@ class Pipeline:
             wa = fm.probe.weighted_average(scores)
             to_stage2 = fm.router.needs_stage2(stat)
             dims = fm.spec.dimension_names
+            served = fm.calibration.stage1(scores)
             for j, i in enumerate(passed):
                 art = prepared[i].article
                 ps = {d: float(v) for d, v in zip(dims, scores[j], strict=True)}
@@ -272,7 +273,8 @@ class Pipeline:
                     if to_stage2[j] and fm.spec.name not in self._warned:
                         self._warned.add(fm.spec.name)
                         log.warning("filter %s: no student loaded; routed articles get probe scores", fm.spec.key)
-                    out[i] = self._result(fm, art, "stage1", ps, probe_scores=ps, reason="passed")
+                    out[i] = self._result(fm, art, "stage1", dict(zip(dims, map(float, served[j]), strict=True)),
+                                          probe_scores=ps, reason="passed")
         return [x for x in out if x is not None]
 
     # -- step 3: student, calibration, postfilter -----------------------------------------------------
@@ -285,10 +287,12 @@ class Pipeline:
         for name, idx in groups.items():
             fm = self._models(name)
             if fm.student is None:
-                for i in idx:
+                dims = fm.spec.dimension_names
+                served = fm.calibration.stage1(np.array([[requests[i].probe_scores[d] for d in dims] for i in idx]))
+                for j, i in enumerate(idx):
                     r = requests[i]
-                    out[i] = self._result(fm, r.article, "stage1", r.probe_scores, probe_scores=r.probe_scores,
-                                          reason="passed")
+                    out[i] = self._result(fm, r.article, "stage1", dict(zip(dims, map(float, served[j]), strict=True)),
+                                          probe_scores=r.probe_scores, reason="passed")
                 continue
             raw = fm.student.predict([requests[i].article for i in idx], batch_size=batch_size)
             dims = fm.spec.dimension_names

@@ -290,16 +290,20 @@ class TrainRun:
         return raw
 
     def step_calibrate(self) -> dict[str, Any]:
-        """Stage-2 post-processing fitted on val (the student never trained on it): a per-dimension student/probe
+        """Score post-processing fitted on val (the student never trained on it): a per-dimension student/probe
         blend weight, then isotonic per dimension, then rounding to the oracle's label grid per dimension. Each is
-        kept only if it lowers MAE out of fold (2-fold cross-fit on val)."""
+        kept only if it lowers MAE out of fold (2-fold cross-fit on val). Stage-1 (probe) scores get their own
+        per-dimension snap decision on val."""
         s, y, dims = self.split, self.data.labels, self.spec.dimension_names
+        yv, grid = y[s.val], label_grid(y[s.train])
+        probe = Probe.load(self.out_dir).predict(self.embeddings[s.val], self.articles(s.val)).astype(np.float64)
+        probe_snap = fit_snap(np.clip(probe, 0, 10), yv, grid)  # Stage-1 scores: the probe stopped early on val
         raw = self._student_raw(s.val, "val")
         if raw is None:
-            Calibration.identity(dims, {"note": "no student; nothing to calibrate"}).save(self.out_dir)
-            return self._record("calibrate", {"applied": False, "note": "no student"})
-        yv = y[s.val]
-        probe = Probe.load(self.out_dir).predict(self.embeddings[s.val], self.articles(s.val)).astype(np.float64)
+            cal = Calibration.identity(dims, {"note": "no student: only the Stage-1 snap", "label_grid": grid})
+            cal.probe_snap = probe_snap if any(probe_snap) else None
+            cal.save(self.out_dir)
+            return self._record("calibrate", {"applied": False, "note": "no student", "probe_snap": cal.probe_snap})
         rng = np.random.default_rng(self.options.seed)
         order = rng.permutation(len(s.val))
         halves = (order[: len(order) // 2], order[len(order) // 2:])
@@ -313,7 +317,6 @@ class TrainRun:
             oof["isotonic"][b] = fit_isotonic(raw[a], yv[a], dims).apply(raw[b])
         cross = {k: float(np.abs(v - yv).mean()) for k, v in oof.items()}
         best = min(cross, key=cross.__getitem__)
-        grid = label_grid(y[s.train])
         snap = fit_snap(oof[best], yv, grid)
         snapped = snap_to_grid(oof[best], snap)
         blend = fit_blend(raw, probe, yv) if best.startswith("blend") else None
@@ -321,6 +324,7 @@ class TrainRun:
         iso = best.endswith("isotonic")
         cal = fit_isotonic(base, yv, dims) if iso else Calibration.identity(dims)
         cal.applied, cal.blend, cal.snap = iso, blend, (snap if any(snap) else None)
+        cal.probe_snap = probe_snap if any(probe_snap) else None
         w = np.asarray(self.spec.weights)
         cal.stats = {"fitted_on": "val", "n_fit": int(len(raw)), "selection": "2-fold cross-fit on val",
                      "cross_fit_mae": cross, "chosen": best,
@@ -330,7 +334,8 @@ class TrainRun:
                                         "wa_mae_before": float(np.abs((oof[best] - yv) @ w).mean()),
                                         "wa_mae_after": float(np.abs((snapped - yv) @ w).mean())}}
         cal.save(self.out_dir)
-        return self._record("calibrate", {"applied": cal.applied, "blend": blend, "snap": cal.snap, **cal.stats})
+        return self._record("calibrate", {"applied": cal.applied, "blend": blend, "snap": cal.snap,
+                                          "probe_snap": cal.probe_snap, **cal.stats})
 
     def step_curve(self) -> dict[str, Any]:
         """Sweep every router on the test split; speed-up modelled from measured per-article Stage-1/2 costs."""

@@ -50,7 +50,10 @@ def test_report_without_student(pipe, trained, tmp_path):
     data = load_dataset(write_jsonl(tmp_path / "eval.jsonl", synthetic_rows(40, seed=6)), spec)
     report = evaluate(pipe, spec.name, data, n_boot=50)
     assert report["student"] is None and report["hybrid"]["speedup_measured"] is None
-    assert report["hybrid"]["mae"] == pytest.approx(report["probe"]["mae"], abs=1e-6)
+    # without a student every article is served Stage-1 scores: the probe's, snapped where calibrate kept that
+    served = report.get("probe_served") or report["probe"]
+    assert report["hybrid"]["mae"] == pytest.approx(served["mae"], abs=1e-6)
+    assert (report.get("probe_served") is not None) == bool(report["calibration"]["probe_snap"])
     assert report["calibration"]["applied"] is False
 
 

@@ -78,6 +78,26 @@ def test_stage2_uses_student_and_calibration(pipeline, trained):
         fm.student = None
 
 
+def test_stage1_serves_snapped_scores_and_keeps_the_raw_probe_scores(pipeline, trained):
+    spec = trained[0]
+    fm = pipeline.filters[spec.name]
+    before = fm.calibration.probe_snap
+    fm.calibration.probe_snap = [1.0, 0.0, 0.5]  # impact to whole points, evidence kept, reach to half points
+    try:
+        prepared = [p for p in pipeline.prepare([article(1, 0), article(2, 3)]) if isinstance(p, Prepared)]
+        for r in pipeline.route(prepared, spec.name):
+            assert r.stage == "stage1"
+            raw = r.probe_scores
+            assert raw["impact"] != round(raw["impact"])  # the probe's own output is continuous
+            assert r.scores["impact"] == round(min(10.0, max(0.0, raw["impact"])))
+            assert r.scores["reach"] == round(2 * min(10.0, max(0.0, raw["reach"]))) / 2
+            # evidence is not snapped (the gatekeeper may still cap it)
+            assert r.scores["evidence"] == pytest.approx(min(10.0, max(0.0, raw["evidence"])), abs=1e-5) \
+                or r.gatekeeper_applied
+    finally:
+        fm.calibration.probe_snap = before
+
+
 def test_unknown_filter_is_a_clear_error(pipeline):
     with pytest.raises(PipelineError, match="not loaded"):
         pipeline.route([], "nope")

@@ -9,6 +9,7 @@ import pytest
 
 from filters.postfilter import postfilter
 from models.artifacts import MANIFEST, verify_artifacts
+from models.calibration import Calibration
 from models.evaluation import build_reference
 from models.pipeline import FilterModels, Pipeline
 from models.probe import Probe
@@ -55,9 +56,10 @@ def test_reference_content_matches_the_test_split(evaluated):
     labels = run.data.labels[run.split.test]
     oracle_wa = np.array([postfilter(spec, dict(zip(dims, row, strict=True))).weighted_average for row in labels])
     assert ref.heldout_mae == pytest.approx(float(np.abs(np.array(ref.weighted_average) - oracle_wa).mean()))
-    # without a student the served WA is the postfiltered probe WA, in test-split order
+    # without a student the served WA is the postfiltered Stage-1 WA (probe, snapped where kept), in test-split order
     probe = Probe.load(run.out_dir).predict(run.embeddings[run.split.test], run.articles(run.split.test))
-    served = [postfilter(spec, dict(zip(dims, map(float, row), strict=True))).weighted_average for row in probe]
+    stage1 = Calibration.load(run.out_dir, dims).stage1(probe)
+    served = [postfilter(spec, dict(zip(dims, map(float, row), strict=True))).weighted_average for row in stage1]
     assert ref.weighted_average == pytest.approx(served, abs=1e-5)
 
 

@@ -112,10 +112,12 @@ def test_snap_rounds_only_the_dimensions_where_it_lowers_mae(tmp_path):
     np.testing.assert_array_equal(snap_to_grid(np.array([[2.4, 2.6], [7.5, 0.24]]), [1.0, 0.5]),
                                   [[2.0, 2.5], [8.0, 0.0]])
     cal = Calibration.identity(["a", "b"])
-    cal.snap = [1.0, 0.0]
+    cal.snap, cal.probe_snap = [1.0, 0.0], [0.0, 0.5]
     cal.save(tmp_path)
     again = Calibration.load(tmp_path, ["a", "b"])
     np.testing.assert_allclose(again.apply(np.array([[3.4, 3.4], [11.2, -1.0]])), [[3.0, 3.4], [10.0, 0.0]])
+    np.testing.assert_allclose(again.stage1(np.array([[3.4, 3.4], [np.nan, 10.9]])), [[3.4, 3.5], [0.0, 10.0]])
+    assert Calibration.load(tmp_path / "none", ["a"]).stage1(np.array([[2.26]])).tolist() == [[2.26]]
 
 
 def test_missing_calibration_file_is_identity(tmp_path):
