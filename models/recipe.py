@@ -57,6 +57,9 @@ def head_tail(text: str, tokenizer: Tokenizer, recipe: Recipe) -> str:
     Unlike the anchor (§8), the budget subtracts the special tokens and the separator's own tokens, so the
     tail is never cut by the final truncation.
     """
+    warned = getattr(tokenizer, "deprecation_warnings", None)
+    if isinstance(warned, dict):  # the whole text is tokenised on purpose, to cut it: HF's "longer than max" is noise
+        warned["sequence-length-is-longer-than-the-specified-maximum"] = True
     ids = tokenizer.encode(text, add_special_tokens=False)
     prefix_len = len(tokenizer.encode(recipe.prefix, add_special_tokens=False)) if recipe.prefix else 0
     budget = recipe.max_tokens - tokenizer.num_special_tokens_to_add(False) - prefix_len
