@@ -86,6 +86,11 @@ class Calibration:
             raise ValueError(
                 f"{path}: no breakpoints for dimensions {missing}; re-fit with `distillery train-step calibrate`"
             )
+        for key in ("snap", "probe_snap", "blend"):
+            value = data.get(key)
+            if value is not None and len(value) != len(dimension_names):
+                raise ValueError(f"{path}: `{key}` has {len(value)} entries for {len(dimension_names)} dimensions; "
+                                 "re-fit with `distillery train-step calibrate`")
         return cls(list(dimension_names), [dims[d]["x"] for d in dimension_names],
                    [dims[d]["y"] for d in dimension_names], bool(data.get("applied", True)), data.get("stats", {}),
                    data.get("blend"), data.get("snap"), data.get("probe_snap"))

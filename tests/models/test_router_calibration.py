@@ -118,6 +118,10 @@ def test_snap_rounds_only_the_dimensions_where_it_lowers_mae(tmp_path):
     np.testing.assert_allclose(again.apply(np.array([[3.4, 3.4], [11.2, -1.0]])), [[3.0, 3.4], [10.0, 0.0]])
     np.testing.assert_allclose(again.stage1(np.array([[3.4, 3.4], [np.nan, 10.9]])), [[3.4, 3.5], [0.0, 10.0]])
     assert Calibration.load(tmp_path / "none", ["a"]).stage1(np.array([[2.26]])).tolist() == [[2.26]]
+    data = json.loads((tmp_path / CALIBRATION_FILE).read_text())
+    (tmp_path / CALIBRATION_FILE).write_text(json.dumps({**data, "snap": [1.0]}))
+    with pytest.raises(ValueError, match="`snap` has 1 entries for 2 dimensions; re-fit"):
+        Calibration.load(tmp_path, ["a", "b"])
 
 
 def test_missing_calibration_file_is_identity(tmp_path):
