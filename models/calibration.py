@@ -45,19 +45,15 @@ class Calibration:
                    applied=False, stats=stats or {})
 
     def apply(self, raw: np.ndarray) -> np.ndarray:
-        """Map raw (n, n_dims) scores; non-finite → 0; isotonic when applied; clamp to [0, 10]; then snap."""
-        raw = np.nan_to_num(np.asarray(raw, dtype=np.float64), nan=0.0, posinf=10.0, neginf=0.0)
-        if not self.applied:
-            return snap_to_grid(np.clip(raw, 0.0, 10.0), self.snap)
-        out = np.empty_like(raw)
-        for d in range(raw.shape[1]):
-            out[:, d] = np.interp(raw[:, d], self.x[d], self.y[d])
-        return snap_to_grid(np.clip(out, 0.0, 10.0), self.snap)
+        """Map raw (n, n_dims) Stage-2 scores: non-finite → 0; isotonic when applied; clamp to [0, 10]; then snap."""
+        raw = _finite(raw)
+        if self.applied:
+            raw = np.column_stack([np.interp(raw[:, d], self.x[d], self.y[d]) for d in range(raw.shape[1])])
+        return snap_to_grid(np.clip(raw, 0.0, 10.0), self.snap)
 
     def stage1(self, probe_scores: np.ndarray) -> np.ndarray:
         """Scores served from Stage 1: the probe's, non-finite → 0, clamped to [0, 10], snapped where kept."""
-        raw = np.nan_to_num(np.asarray(probe_scores, dtype=np.float64), nan=0.0, posinf=10.0, neginf=0.0)
-        return snap_to_grid(np.clip(raw, 0.0, 10.0), self.probe_snap)
+        return snap_to_grid(np.clip(_finite(probe_scores), 0.0, 10.0), self.probe_snap)
 
     def save(self, directory: Path) -> Path:
         directory.mkdir(parents=True, exist_ok=True)
@@ -94,6 +90,11 @@ class Calibration:
         return cls(list(dimension_names), [dims[d]["x"] for d in dimension_names],
                    [dims[d]["y"] for d in dimension_names], bool(data.get("applied", True)), data.get("stats", {}),
                    data.get("blend"), data.get("snap"), data.get("probe_snap"))
+
+
+def _finite(scores: np.ndarray) -> np.ndarray:
+    """float64 copy with NaN → 0, +inf → 10, −inf → 0 (a broken model output must not reach a consumer)."""
+    return np.nan_to_num(np.asarray(scores, dtype=np.float64), nan=0.0, posinf=10.0, neginf=0.0)
 
 
 def snap_to_grid(scores: np.ndarray, steps: list[float] | None) -> np.ndarray:

@@ -38,6 +38,11 @@ def _now_iso() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def _by_dimension(dims: Sequence[str], row: np.ndarray) -> dict[str, float]:
+    """One score row as the `{dimension: float}` mapping results carry."""
+    return {d: float(v) for d, v in zip(dims, row, strict=True)}
+
+
 def content_hash(article: Mapping[str, Any]) -> str:
     """Dedup key: sha256 of the cleaned, case- and whitespace-normalised title + content."""
     text = f"{article.get('title', '')}\n{article.get('content', '')}".lower()
@@ -264,7 +269,7 @@ class Pipeline:
             served = fm.calibration.stage1(scores)
             for j, i in enumerate(passed):
                 art = prepared[i].article
-                ps = {d: float(v) for d, v in zip(dims, scores[j], strict=True)}
+                ps = _by_dimension(dims, scores[j])
                 if to_stage2[j] and fm.student is not None:
                     received = art.get("_received_at")
                     out[i] = Stage2Request(art, fm.spec.name, fm.spec.version, ps, float(wa[j]), float(stat[j]),
@@ -273,8 +278,8 @@ class Pipeline:
                     if to_stage2[j] and fm.spec.name not in self._warned:
                         self._warned.add(fm.spec.name)
                         log.warning("filter %s: no student loaded; routed articles get probe scores", fm.spec.key)
-                    out[i] = self._result(fm, art, "stage1", dict(zip(dims, map(float, served[j]), strict=True)),
-                                          probe_scores=ps, reason="passed")
+                    out[i] = self._result(fm, art, "stage1", _by_dimension(dims, served[j]), probe_scores=ps,
+                                          reason="passed")
         return [x for x in out if x is not None]
 
     # -- step 3: student, calibration, postfilter -----------------------------------------------------
@@ -286,22 +291,17 @@ class Pipeline:
             groups.setdefault(r.filter, []).append(i)
         for name, idx in groups.items():
             fm = self._models(name)
-            if fm.student is None:
-                dims = fm.spec.dimension_names
-                served = fm.calibration.stage1(np.array([[requests[i].probe_scores[d] for d in dims] for i in idx]))
-                for j, i in enumerate(idx):
-                    r = requests[i]
-                    out[i] = self._result(fm, r.article, "stage1", dict(zip(dims, map(float, served[j]), strict=True)),
-                                          probe_scores=r.probe_scores, reason="passed")
-                continue
-            raw = fm.student.predict([requests[i].article for i in idx], batch_size=batch_size)
             dims = fm.spec.dimension_names
             probe = np.array([[requests[i].probe_scores[d] for d in dims] for i in idx], dtype=np.float64)
-            cal = fm.calibration.apply(fm.calibration.combine(raw, probe))
+            if fm.student is None:  # a Stage-2 worker without a student serves what Stage 1 would have
+                stage, scores = "stage1", fm.calibration.stage1(probe)
+            else:
+                raw = fm.student.predict([requests[i].article for i in idx], batch_size=batch_size)
+                stage, scores = "stage2", fm.calibration.apply(fm.calibration.combine(raw, probe))
             for j, i in enumerate(idx):
                 r = requests[i]
-                scores = {d: float(v) for d, v in zip(dims, cal[j], strict=True)}
-                out[i] = self._result(fm, r.article, "stage2", scores, probe_scores=r.probe_scores, reason="passed")
+                out[i] = self._result(fm, r.article, stage, _by_dimension(dims, scores[j]), probe_scores=r.probe_scores,
+                                      reason="passed")
         return [x for x in out if x is not None]
 
     # -- batch -----------------------------------------------------------------------------------------

@@ -98,6 +98,22 @@ def test_stage1_serves_snapped_scores_and_keeps_the_raw_probe_scores(pipeline, t
         fm.calibration.probe_snap = before
 
 
+def test_stage2_without_student_serves_the_stage1_scores(pipeline, trained):
+    spec = trained[0]
+    fm = pipeline.filters[spec.name]
+    before = fm.calibration.probe_snap
+    fm.calibration.probe_snap = [1.0, 1.0, 1.0]
+    try:
+        probe = {"impact": 6.4, "evidence": 2.6, "reach": float("nan")}
+        req = Stage2Request(article(9, 8), spec.name, spec.version, probe, 4.0, 0.9, 0.0)
+        (res,) = pipeline.stage2([req])
+        assert res.stage == "stage1" and res.probe_scores == probe
+        # whole points, NaN → 0; evidence 3.0 passes the gatekeeper (min 3.0)
+        assert res.scores == {"impact": 6.0, "evidence": 3.0, "reach": 0.0}
+    finally:
+        fm.calibration.probe_snap = before
+
+
 def test_unknown_filter_is_a_clear_error(pipeline):
     with pytest.raises(PipelineError, match="not loaded"):
         pipeline.route([], "nope")
