@@ -126,7 +126,7 @@ def register(app: typer.Typer) -> None:
         """Evaluate a trained filter on labelled data through the same pipeline objects the stream uses."""
         from filters.spec import SpecError, resolve_spec
         from models.artifacts import ArtifactError
-        from models.evaluation import evaluate, write_report
+        from models.evaluation.report import evaluate, write_report
         from models.pipeline import Pipeline, PipelineError
         from models.training.data import DataError, load_dataset
 
@@ -141,11 +141,11 @@ def register(app: typer.Typer) -> None:
             _fail(str(err))
         write_report(report, out, markdown, plots)
         if plots is not None:
-            from models.curve import CURVE_PNG
+            from models.evaluation.curve import CURVE_PNG
 
             src = spec.artifacts_dir / CURVE_PNG
             if src.is_file():
                 (plots / CURVE_PNG).write_bytes(src.read_bytes())
-        from models.evaluation import to_markdown
+        from models.evaluation.report import to_markdown
 
         typer.echo(to_markdown(report))

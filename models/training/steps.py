@@ -15,8 +15,8 @@ from sklearn.model_selection import KFold
 from filters.spec import FilterSpec
 from models.artifacts import MANIFEST, manifest_digest, sha256_file, write_manifest
 from models.calibration import Calibration, fit_blend, fit_isotonic, fit_snap, label_grid, snap_to_grid
-from models.curve import route_stats, sweep, write_curve
 from models.embedding import Encoder
+from models.evaluation.curve import route_stats, sweep, write_curve
 from models.probe import Probe, ProbeConfig, train_probe
 from models.router import (
     Router,
@@ -351,7 +351,7 @@ class TrainRun:
             stat = route_statistic(r, probe, x[s.test], scores, self.spec.weights)
             op = route_stats(stat, pos, r.threshold)
             if timing:
-                from models.curve import modelled_speedup
+                from models.evaluation.curve import modelled_speedup
 
                 op["speedup_modelled"] = modelled_speedup(op["stage2_share"], timing["stage1_s_per_article"],
                                                           timing["stage2_s_per_article"])
@@ -390,7 +390,7 @@ class TrainRun:
     def step_evaluate(self, out: Path | None = None) -> dict[str, Any]:
         """Test-split evaluation through the pipeline objects (commerce gate and prefilter off); then the monitor's
         `reference.json` from the served test-split results, tied to the fingerprint of the final manifest."""
-        from models.evaluation import build_reference, evaluate
+        from models.evaluation.report import build_reference, evaluate
         from models.pipeline import FilterModels, Pipeline
 
         fm = FilterModels.load(self.spec, self.encoder, directory=self.out_dir)

@@ -16,7 +16,7 @@ from models.calibration import (
     label_grid,
     snap_to_grid,
 )
-from models.curve import route_stats, sweep
+from models.evaluation.curve import route_stats, sweep
 from models.router import Router, choose_operating_point, fit_classifier, router_features
 
 

@@ -14,7 +14,7 @@ from scipy.stats import spearmanr
 
 from filters.postfilter import postfilter
 from filters.spec import FilterSpec
-from models.curve import route_stats
+from models.evaluation.curve import route_stats
 from models.pipeline import Pipeline, Stage2Request
 from models.records import Prepared, Result
 from models.router import Router, route_statistic

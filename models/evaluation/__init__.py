@@ -1,0 +1,1 @@
+"""Offline evaluation: test reports, routing curves, system evaluation. Serving never imports it."""
