@@ -21,9 +21,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from distillery.demo import Outcomes, Worker, _watch  # noqa: E402
 from streams.broker import EmbeddedBroker  # noqa: E402
 from streams.clients import produce_lines, read_lines  # noqa: E402
-from streams.demo import Outcomes, Worker, _watch  # noqa: E402
 from streams.settings import Settings  # noqa: E402
 
 

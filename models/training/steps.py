@@ -32,10 +32,10 @@ from models.router import (
 from models.training.cache import EmbeddingCache, cache_dir
 from models.training.data import Dataset, load_dataset
 from models.training.split import Split, split_dataset
+from models.training.step_names import STEPS
 
 log = logging.getLogger(__name__)
 
-STEPS = ("split", "embed", "probe", "router", "student", "calibrate", "curve", "evaluate")
 REFERENCE = "reference.json"  # the monitor's reference (monitoring.reference.REFERENCE_FILE)
 
 

@@ -9,8 +9,8 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from filters import cli as filters_cli
-from streams.cli import app
+from distillery.cli import app
+from filters import prefilter_eval
 
 runner = CliRunner()
 NEWS = "The regional water board said the new treatment plant had cut nitrate levels in the river by a third. " * 4
@@ -162,16 +162,16 @@ def test_evaluate_rejects_rows_without_labels_and_missing_files(spec_file, tmp_p
 
 
 def test_expected_block_accepts_both_label_styles():
-    assert filters_cli.expected_block({"expected": "Block"}, "r") is True
-    assert filters_cli.expected_block({"expected": "pass"}, "r") is False
-    assert filters_cli.expected_block({"label": 1}, "r") is True
-    assert filters_cli.expected_block({"label": 0.0}, "r") is False
+    assert prefilter_eval.expected_block({"expected": "Block"}, "r") is True
+    assert prefilter_eval.expected_block({"expected": "pass"}, "r") is False
+    assert prefilter_eval.expected_block({"label": 1}, "r") is True
+    assert prefilter_eval.expected_block({"label": 0.0}, "r") is False
     with pytest.raises(ValueError, match="'maybe' is not one of"):
-        filters_cli.expected_block({"expected": "maybe"}, "r")
+        prefilter_eval.expected_block({"expected": "maybe"}, "r")
 
 
 def test_summarise_groups_head_reasons():
-    report = filters_cli.summarise([(True, True, "commerce_head:0.97"), (True, True, "commerce_head:0.91"),
+    report = prefilter_eval.summarise([(True, True, "commerce_head:0.97"), (True, True, "commerce_head:0.91"),
                                     (False, False, "passed")])
     assert report["reasons"] == {"commerce_head": 2, "passed": 1}
     assert report["f1_block"] == 1.0

@@ -99,10 +99,8 @@ def test_screen_ranks_by_cosine_to_seed_centroid():
 
 
 def _app() -> typer.Typer:
-    from models.workflow_cli import register
+    from distillery.cli import app
 
-    app = typer.Typer()
-    register(app)
     return app
 
 

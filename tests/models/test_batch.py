@@ -7,7 +7,6 @@ import json
 import numpy as np
 import pytest
 import torch
-import typer
 from typer.testing import CliRunner
 
 from filters.prefilter import Prefilter
@@ -133,7 +132,8 @@ def test_missing_input_names_the_file(tmp_path):
 
 
 def test_score_command_uses_the_loaded_pipeline(tiny_pipeline, tmp_path, monkeypatch):
-    from models import workflow_cli
+    from distillery.cli import app
+    from distillery.commands import score as score_command
 
     seen = {}
 
@@ -141,9 +141,7 @@ def test_score_command_uses_the_loaded_pipeline(tiny_pipeline, tmp_path, monkeyp
         seen["filters"] = filters
         return tiny_pipeline
 
-    monkeypatch.setattr(workflow_cli, "load_pipeline", fake_load)
-    app = typer.Typer()
-    workflow_cli.register(app)
+    monkeypatch.setattr(score_command, "load_pipeline", fake_load)
     src = _write_input(tmp_path / "in.jsonl", _articles(5))
     result = CliRunner().invoke(app, ["score", "--filters", "tiny,other", "--input", str(src), "--output",
                                       str(tmp_path / "o.jsonl"), "--batch-size", "2", "--no-progress"])
@@ -160,7 +158,7 @@ def test_to_kafka_publishes_and_active_select_reads_a_topic(bootstrap, tiny_spec
 
     import yaml
 
-    from models import workflow_cli
+    from distillery.cli import app
     from models.records import Result
     from streams.clients import produce_lines, read_topics
     from streams.records import result_record
@@ -170,8 +168,6 @@ def test_to_kafka_publishes_and_active_select_reads_a_topic(bootstrap, tiny_spec
     monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", bootstrap)
     monkeypatch.setenv("DISTILLERY_TOPIC_PREFIX", prefix)
     settings = Settings.from_env()
-    app = typer.Typer()
-    workflow_cli.register(app)
     src = _write_input(tmp_path / "in.jsonl", _articles(6))
     res = CliRunner().invoke(app, ["score", "--input", str(src), "--to-kafka"])
     assert res.exit_code == 0, res.output

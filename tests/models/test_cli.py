@@ -7,7 +7,7 @@ import json
 from model_helpers import synthetic_rows, write_jsonl, write_spec
 from typer.testing import CliRunner
 
-from streams.cli import app
+from distillery.cli import app
 
 
 def test_train_then_evaluate(tmp_path, monkeypatch, fake_encoder, spec_data):

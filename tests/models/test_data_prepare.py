@@ -142,14 +142,10 @@ def test_merge_refuses_mixed_filters_without_filter_option(tmp_path):
 
 
 def test_data_commands(tiny_spec_data, tmp_path):
-    import typer
     import yaml
     from typer.testing import CliRunner
 
-    from models.workflow_cli import register
-
-    app = typer.Typer()
-    register(app)
+    from distillery.cli import app
     spec_path = tmp_path / "tiny" / "v1" / "filter.yaml"
     spec_path.parent.mkdir(parents=True)
     spec_path.write_text(yaml.safe_dump(tiny_spec_data))

@@ -7,9 +7,9 @@ import json
 import numpy as np
 from typer.testing import CliRunner
 
+from distillery.cli import app
 from monitoring.monitor import Monitor, MonitorConfig, default_state_path
 from monitoring.report import demo_summary, status_lines
-from streams.cli import app
 
 runner = CliRunner()
 
@@ -68,7 +68,7 @@ def test_report_replays_records_and_writes_state(tmp_path):
 
 def test_report_without_state_says_how_to_get_one(tmp_path):
     result = runner.invoke(app, ["monitor", "report", "--state", str(tmp_path / "none.json")])
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # an input mistake (distillery.errors)
     assert "no monitor state at" in result.output and "--roles monitor" in result.output
 
 

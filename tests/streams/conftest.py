@@ -45,7 +45,7 @@ class Worker:
         if fake:
             env["DISTILLERY_PIPELINE_FACTORY"] = "fake_pipeline:load"
         env.update(extra_env or {})
-        cmd = [sys.executable, "-m", "streams.cli", "worker", "--roles", roles]
+        cmd = [sys.executable, "-m", "distillery", "worker", "--roles", roles]
         if filters:
             cmd += ["--filters", filters]
         self.log_path = log_path

@@ -22,7 +22,7 @@ def test_broker_command_prints_the_address_and_stops_on_ctrl_c():
         tansu_binary()
     except BrokerError as err:
         pytest.skip(str(err))
-    proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "broker", "--port", "0"], cwd=ROOT,
+    proc = subprocess.Popen([sys.executable, "-m", "distillery", "broker", "--port", "0"], cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         line = proc.stdout.readline()

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from conftest import collect, decoded, produce
 
+from distillery.demo import SAMPLES, Outcomes
 from streams.clients import read_lines
-from streams.demo import SAMPLES, Outcomes
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow, pytest.mark.timeout(300)]
 

@@ -7,18 +7,11 @@ import json
 import typer
 from typer.testing import CliRunner
 
-from models.oracle.cli import register
+from distillery.cli import app
 from models.oracle.pricing import price_for
 
 
 def _app() -> typer.Typer:
-    app = typer.Typer()
-    register(app)
-
-    @app.callback()
-    def _root() -> None:  # keep `oracle` as a sub-command group
-        pass
-
     return app
 
 

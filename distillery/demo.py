@@ -1,4 +1,4 @@
-"""`distillery demo`: embedded broker + one worker with every role, stream the samples, print every outcome, stop."""
+"""The demo orchestration: embedded broker + one worker with every role, stream the samples, print every outcome."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import asyncio
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -17,12 +18,17 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
+import streams
+from distillery.errors import EXIT_CHECK_FAILED, EXIT_INTERNAL, EXIT_OK
+from filters.spec import resolve_spec
+from monitoring.monitor import default_state_path
+from monitoring.report import demo_summary
 from streams.broker import BrokerError, EmbeddedBroker, free_port
 from streams.clients import Message, produce_lines, read_lines, read_topics
 from streams.settings import Settings
 from streams.topics import Topics
 
-SAMPLES = Path(__file__).resolve().parent / "samples" / "articles.jsonl"
+SAMPLES = Path(streams.__file__).resolve().parent / "samples" / "articles.jsonl"
 REQUIRED = ("dlq", "blocked", "stage1", "stage2")
 
 
@@ -38,7 +44,7 @@ class Worker:
             env["DISTILLERY_MONITOR_STATE"] = str(monitor_state)
         self.log_path = log_path
         self._log = open(log_path, "ab")  # noqa: SIM115 - closed in stop()
-        cmd = [sys.executable, "-m", "streams.cli", "worker", "--roles", "prefilter,probe,stage2,monitor"]
+        cmd = [sys.executable, "-m", "distillery", "worker", "--roles", "prefilter,probe,stage2,monitor"]
         self.process = subprocess.Popen(cmd, env=env, stdout=self._log, stderr=subprocess.STDOUT)
 
     def log(self) -> str:
@@ -162,7 +168,8 @@ async def _watch(settings: Settings, filters: list[str], outcomes: Outcomes, tim
 
 
 def run_demo(samples: Path | None = None, timeout: float = 240.0, metrics_port: int = 9464) -> int:
-    """Run the whole demo; returns the exit code (0 when every line has its outcome and all stages appear)."""
+    """Run the whole demo; returns the exit code: 0 when every line has its outcome and all stages appear, 1 when
+    that check fails, 70 when the broker or the worker could not run."""
     console = Console(width=None if sys.stdout.isatty() else 120)
     path = samples or SAMPLES
     lines = read_lines(path)
@@ -172,7 +179,7 @@ def run_demo(samples: Path | None = None, timeout: float = 240.0, metrics_port: 
             broker = EmbeddedBroker(log_path=Path(tmp) / "broker.log").start()
         except BrokerError as err:
             console.print(f"[red]error:[/] {err}")
-            return 1
+            return EXIT_INTERNAL
         console.print(f"broker: Tansu on {broker.bootstrap} (in memory)")
         settings = Settings.from_env(bootstrap_servers=broker.bootstrap, topic_prefix="demo.",
                                      security_protocol="PLAINTEXT")
@@ -193,7 +200,7 @@ def run_demo(samples: Path | None = None, timeout: float = 240.0, metrics_port: 
             asyncio.run(_watch(settings, filters, outcomes, max(10.0, timeout - (t0 - started))))
         except RuntimeError as err:
             console.print(f"[red]error:[/] {err}")
-            return 1
+            return EXIT_INTERNAL
         finally:
             worker.stop()
             broker.stop()
@@ -207,20 +214,18 @@ def run_demo(samples: Path | None = None, timeout: float = 240.0, metrics_port: 
         if not outcomes.complete():
             console.print(f"[red]error:[/] not every article had its outcome within {timeout:.0f} s; "
                           f"worker log tail:\n{worker.log()[-3000:]}")
-            return 1
+            return EXIT_CHECK_FAILED
         missing = [k for k in REQUIRED if counts[k] == 0]
         if missing:
             hint = _student_hint(outcomes.filters) if "stage2" in missing else ""
             console.print(f"[red]error:[/] no {', '.join(missing)} outcome among the samples{hint}")
-            return 1
+            return EXIT_CHECK_FAILED
         console.print("[green]demo ok:[/] every article has its results; all stages represented")
-    return 0
+    return EXIT_OK
 
 
 def _student_hint(filters: list[str]) -> str:
     """Why Stage 2 may be missing: no served filter ships a student adapter."""
-    from filters.spec import resolve_spec
-
     with_student = [f for f in filters if (resolve_spec(f).artifacts_dir / "student").is_dir()]
     if with_student:
         return ""
@@ -230,10 +235,6 @@ def _student_hint(filters: list[str]) -> str:
 
 def _monitor_state_path() -> Path | None:
     """A demo-only monitor state file (not the production one), emptied before the run."""
-    try:
-        from monitoring.monitor import default_state_path
-    except ImportError:
-        return None
     path = default_state_path().with_name("demo_monitor_state.json")
     path.unlink(missing_ok=True)
     return path
@@ -243,15 +244,11 @@ def _print_drift(console: Console, state: Path | None, metrics_port: int) -> Non
     """The monitor's closing lines (drift status per filter), when the monitoring package is installed."""
     if state is None:
         return
-    from monitoring.report import demo_summary
-
     url = f"http://127.0.0.1:{metrics_port}/metrics (served while the worker ran)" if metrics_port else None
     console.print(demo_summary(state, url))
 
 
 def _port_free(port: int) -> bool:
-    import socket
-
     with socket.socket() as sock:
         try:
             sock.bind(("0.0.0.0", port))

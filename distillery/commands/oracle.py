@@ -1,20 +1,22 @@
-"""`distillery oracle label`: label a JSONL file of articles with an LLM oracle."""
+"""`distillery oracle label`: label a JSONL file of articles with an LLM oracle (the teacher)."""
 
 from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import typer
 
+from distillery.errors import fail
 from filters.prefilter import Prefilter
-from filters.spec import SpecError, resolve_spec
+from filters.spec import resolve_spec
 from models.oracle.cache import OracleCache
 from models.oracle.client import OracleClient
-from models.oracle.labeling import LabelingError, LabelingRun, format_summary, read_jsonl
+from models.oracle.labeling import LabelingRun, format_summary, read_jsonl
 from models.oracle.pricing import price_for
 from models.oracle.prompting import Prompt
-from models.oracle.providers import PROVIDERS, ProviderError, make_provider
+from models.oracle.providers import PROVIDERS, make_provider
 
 oracle_app = typer.Typer(help="Label articles with an LLM oracle (the teacher).", no_args_is_help=True)
 
@@ -43,22 +45,17 @@ def label(
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ) -> None:
     """Label articles with the filter's prompt; writes labels, <stem>.metrics.jsonl, .errors.jsonl, .summary.json."""
-    try:
-        spec = resolve_spec(filter)
-        prompt = Prompt.for_spec(spec)
-        prov = make_provider(provider, base_url)
-        articles = read_jsonl(input)
-    except (SpecError, ProviderError, LabelingError) as err:
-        typer.echo(f"error: {err}", err=True)
-        raise typer.Exit(2) from None
+    spec = resolve_spec(filter)  # SpecError, ProviderError, LabelingError: one line, exit 2
+    prompt = Prompt.for_spec(spec)
+    prov = make_provider(provider, base_url)
+    articles = read_jsonl(input)
     if (price_in is None) != (price_out is None):
-        typer.echo("error: pass both --price-in and --price-out, or neither", err=True)
-        raise typer.Exit(2)
+        fail("pass both --price-in and --price-out, or neither")
     override = (price_in, price_out) if price_in is not None and price_out is not None else None
     price = price_for(provider, model, override)
     reply_cache = None if no_cache else OracleCache(cache or output.parent / "oracle_cache.sqlite")
 
-    async def go() -> dict:
+    async def go() -> dict[str, Any]:
         client = OracleClient(prov, model, concurrency=concurrency, max_retries=max_retries, backoff_base=backoff,
                               timeout=timeout, requests_per_minute=rpm)
         try:

@@ -1,18 +1,21 @@
-"""Commands of this package for the `distillery` CLI (registered by streams.cli): `distillery monitor ...`."""
+"""`distillery monitor report`: drift detector states per filter, the global rates and the latest alerts."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import typer
 
 from filters.jsonl import read_objects
+from monitoring.reference import json_safe
+from monitoring.report import load_state, print_report
 
 monitor_app = typer.Typer(help="Drift monitoring: detector states and alerts.", no_args_is_help=True)
 
 
-def _read_records(path: Path) -> list[dict]:
+def _read_records(path: Path) -> list[dict[str, Any]]:
     """Decoded JSON objects, one per line (results, blocked and dead-letter records)."""
     expected = "a JSONL file of result records (e.g. scores output)"
     return [row for _, row in read_objects(path, expected=expected, error=typer.BadParameter)]
@@ -29,8 +32,7 @@ def report(
     write_state: Path = typer.Option(None, help="With --replay: also write the resulting state to this file."),
 ) -> None:
     """Print the current drift detector states per filter, the global rates and the latest alerts."""
-    from monitoring.monitor import Monitor, MonitorConfig, default_state_path
-    from monitoring.report import StateError, load_state, print_report
+    from monitoring.monitor import Monitor, MonitorConfig, default_state_path  # lazy: river and scipy (detectors)
 
     if replay is not None:
         records = _read_records(replay)
@@ -41,19 +43,13 @@ def report(
         if write_state is not None:
             monitor.save_state(write_state)
     else:
-        try:
-            data = load_state(state or default_state_path())
-        except StateError as err:
-            typer.echo(f"error: {err}", err=True)
-            raise typer.Exit(1) from None
+        data = load_state(state or default_state_path())  # StateError: one line, exit 2
     if as_json:
-        from monitoring.reference import json_safe
-
         typer.echo(json.dumps(json_safe(data), indent=1, default=str, allow_nan=False))
         return
     print_report(data, filter_name or None)
 
 
 def register(app: typer.Typer) -> None:
-    """Add this package's commands to the root app."""
+    """Add `monitor` to the root app."""
     app.add_typer(monitor_app, name="monitor")

@@ -1,0 +1,46 @@
+"""`distillery evaluate`: a trained filter on labelled data, through the pipeline objects the stream serves."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from distillery.commands._runtime import model_runtime
+from distillery.commands.train import DATA_HELP, FILTER_HELP
+from filters.spec import resolve_spec
+from models.evaluation.curve import CURVE_PNG
+from models.training.data import load_dataset
+
+
+def evaluate(
+    filter_ref: str = typer.Option(..., "--filter", help=FILTER_HELP),
+    data: Path = typer.Option(..., "--data", help=DATA_HELP),
+    out: Path = typer.Option(..., "--out", help="JSON report path"),
+    markdown: Path | None = typer.Option(None, "--markdown", help="also write a Markdown summary"),
+    plots: Path | None = typer.Option(None, "--plots", help="also write plots into this directory"),
+    no_student: bool = typer.Option(False, "--no-student", help="evaluate probe/router only"),
+    bootstrap: int = typer.Option(1000, help="bootstrap resamples for the 95 % intervals"),
+) -> None:
+    """Evaluate a trained filter on labelled data through the same pipeline objects the stream uses."""
+    spec = resolve_spec(filter_ref)  # errors (SpecError, DataError, ArtifactError, PipelineError): one line, exit 2
+    dataset = load_dataset(data, spec)
+    model_runtime()
+    from models.evaluation.report import evaluate as run_evaluation  # lazy: torch (through models.pipeline)
+    from models.evaluation.report import to_markdown, write_report
+    from models.pipeline import Pipeline  # lazy: torch
+
+    pipe = Pipeline.load([str(spec.path)], with_student=not no_student, commerce=False)
+    pipe.apply_prefilter = False
+    report = run_evaluation(pipe, spec.name, dataset, n_boot=bootstrap)
+    write_report(report, out, markdown, plots)
+    if plots is not None:
+        src = spec.artifacts_dir / CURVE_PNG
+        if src.is_file():
+            (plots / CURVE_PNG).write_bytes(src.read_bytes())
+    typer.echo(to_markdown(report))
+
+
+def register(app: typer.Typer) -> None:
+    """Add `evaluate` to the root app."""
+    app.command("evaluate")(evaluate)
