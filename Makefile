@@ -1,4 +1,5 @@
 # The two README commands: `make demo` and `make test`. Each sets up .venv on a fresh machine.
+# `make test`: ruff, the import layers (import-linter, [tool.importlinter]), mypy ([tool.mypy]), then pytest.
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -23,6 +24,8 @@ demo: install
 
 test: install
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
+	$(BIN)/mypy
 	HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false $(BIN)/pytest -q
 
 lint: install

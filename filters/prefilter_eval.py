@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -77,7 +77,7 @@ def summarise(decisions: list[tuple[bool, bool, str]]) -> dict[str, Any]:
     }
 
 
-def by_language(rows: list[Mapping[str, Any]], triples: list[tuple[bool, bool, str]]) -> dict[str, Any] | None:
+def by_language(rows: Sequence[Mapping[str, Any]], triples: Sequence[tuple[bool, bool, str]]) -> dict[str, Any] | None:
     """The per-language subset of `summarise` when rows carry a `language`; None when none does."""
     languages = [str(r.get("language") or "").strip().lower() for r in rows]
     if not any(languages):
