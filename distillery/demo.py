@@ -21,10 +21,10 @@ from rich.table import Table
 import streams
 from distillery.errors import EXIT_CHECK_FAILED, EXIT_INTERNAL, EXIT_OK
 from filters.spec import resolve_spec
-from monitoring.monitor import default_state_path
 from monitoring.report import demo_summary
 from streams.broker import BrokerError, EmbeddedBroker, free_port
 from streams.clients import Message, produce_lines, read_lines, read_topics
+from streams.monitor_env import monitor_state_path_from_env
 from streams.settings import Settings
 from streams.topics import Topics
 
@@ -235,7 +235,7 @@ def _student_hint(filters: list[str]) -> str:
 
 def _monitor_state_path() -> Path | None:
     """A demo-only monitor state file (not the production one), emptied before the run."""
-    path = default_state_path().with_name("demo_monitor_state.json")
+    path = monitor_state_path_from_env().with_name("demo_monitor_state.json")
     path.unlink(missing_ok=True)
     return path
 

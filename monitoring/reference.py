@@ -11,20 +11,22 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from monitoring.errors import MonitorReferenceError
+
 REFERENCE_FILE = "reference.json"
-
-
-class ReferenceError(ValueError):
-    """A reference file that cannot be used; the message names the file and the fix."""
 
 
 def _floats(values: Any, where: str, path: Path) -> list[float]:
     if not isinstance(values, list):
-        raise ReferenceError(f"{path}: `{where}` must be a list of numbers; re-run `distillery train` to rewrite it")
+        raise MonitorReferenceError(
+            f"{path}: `{where}` must be a list of numbers; re-run `distillery train` to rewrite it"
+        )
     try:
         out = [float(v) for v in values]
     except (TypeError, ValueError):
-        raise ReferenceError(f"{path}: `{where}` holds a non-number; re-run `distillery train` to rewrite it") from None
+        raise MonitorReferenceError(
+            f"{path}: `{where}` holds a non-number; re-run `distillery train` to rewrite it"
+        ) from None
     return [v for v in out if math.isfinite(v)]
 
 
@@ -58,14 +60,16 @@ class Reference:
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
-            raise ReferenceError(f"{path}: missing; run `distillery train` or let the monitor warm up") from None
+            raise MonitorReferenceError(f"{path}: missing; run `distillery train` or let the monitor warm up") from None
         except json.JSONDecodeError as err:
-            raise ReferenceError(f"{path}: not valid JSON ({err}); delete it or re-run `distillery train`") from None
+            raise MonitorReferenceError(
+                f"{path}: not valid JSON ({err}); delete it or re-run `distillery train`"
+            ) from None
         if not isinstance(data, dict):
-            raise ReferenceError(f"{path}: expected a JSON object with `weighted_average` and `scores`")
+            raise MonitorReferenceError(f"{path}: expected a JSON object with `weighted_average` and `scores`")
         scores_raw = data.get("scores") or {}
         if not isinstance(scores_raw, dict):
-            raise ReferenceError(f"{path}: `scores` must map dimension names to lists of numbers")
+            raise MonitorReferenceError(f"{path}: `scores` must map dimension names to lists of numbers")
         rates_raw = data.get("rates") or {}
         try:
             rates = {str(k): float(v) for k, v in dict(rates_raw).items()}
@@ -76,7 +80,7 @@ class Reference:
             heldout = data.get("heldout_mae")
             heldout = None if heldout is None else float(heldout)
         except (TypeError, ValueError):
-            raise ReferenceError(f"{path}: `rates`, `residual_*` and `heldout_mae` must be numbers") from None
+            raise MonitorReferenceError(f"{path}: `rates`, `residual_*` and `heldout_mae` must be numbers") from None
         return cls(
             weighted_average=_floats(data.get("weighted_average") or [], "weighted_average", path),
             scores={str(k): _floats(v, f"scores.{k}", path) for k, v in scores_raw.items()},

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -11,27 +10,10 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
+from monitoring.errors import StateError
+from monitoring.state import load_state
+
 STATUS_STYLE = {"ok": "green", "drift": "bold red", "warming_up": "yellow"}
-
-
-class StateError(ValueError):
-    """A state file that cannot be read; the message names it and says how to produce one."""
-
-
-def load_state(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise StateError(
-            f"no monitor state at {path}: run a worker with the monitor role (`distillery worker --roles monitor`), "
-            "point DISTILLERY_MONITOR_STATE / --state at its file, or use --replay FILE.jsonl"
-        ) from None
-    except json.JSONDecodeError as err:
-        raise StateError(f"{path} is not a monitor state file ({err}); it is rewritten every few seconds") from None
-    if not isinstance(data, dict) or "filters" not in data:
-        raise StateError(f"{path} is not a monitor state file (no `filters` key)")
-    return data
 
 
 def _fmt(value: Any, digits: int = 3) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import random
 import time
@@ -10,7 +11,15 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from filters.postfilter import postfilter
+from filters.spec import SpecError, resolve_served
+from models.oracle.client import OracleClient
+from models.oracle.prompting import Prompt
+from models.oracle.providers import make_provider
+from models.oracle.validation import extract_json, validate_response
 from monitoring.alerts import Alert, Cooldown, utc_iso
+from monitoring.errors import MonitorConfigError
+from monitoring.lru import LRU
 from monitoring.metrics import Metrics
 
 # article (with title and content) -> the oracle's capped dimension scores, or None when the call failed
@@ -18,6 +27,7 @@ OracleFn = Callable[[Mapping[str, Any]], Awaitable[Mapping[str, float] | None]]
 # (filter name, oracle dimension scores) -> the weighted average the filter would serve for them
 WeightedFn = Callable[[str, Mapping[str, float]], float]
 STRATA_EDGES = (2.0, 4.0, 6.0, 8.0)  # WA bins: <2, 2-4, 4-6, 6-8, >=8
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -186,18 +196,12 @@ class SpotCheck:
 
 
 def spec_weighted(filter_name: str, scores: Mapping[str, float]) -> float:
-    """The served WA for oracle scores: the shipped spec's postfilter (weights, gatekeepers)."""
-    from filters.postfilter import postfilter
-    from filters.spec import resolve_spec
-
-    return postfilter(resolve_spec(filter_name), scores).weighted_average
+    """The served WA for oracle scores: the served spec's postfilter (weights, gatekeepers)."""
+    return postfilter(resolve_served(filter_name), scores).weighted_average
 
 
 def oracle_scorer(spec: Any, client: Any, max_words: int | None = 800) -> OracleFn:
     """An OracleFn over the oracle client of `models.oracle` (prompt of the spec, validated and capped reply)."""
-    from models.oracle.prompting import Prompt
-    from models.oracle.validation import extract_json, validate_response
-
     prompt = Prompt.for_spec(spec)
 
     async def score(article: Mapping[str, Any]) -> Mapping[str, float] | None:
@@ -205,9 +209,6 @@ def oracle_scorer(spec: Any, client: Any, max_words: int | None = 800) -> Oracle
         return validate_response(spec, extract_json(completion.reply.text)).scores
 
     return score
-
-
-SPOTCHECK_ENV = "DISTILLERY_SPOTCHECK_"
 
 
 class SpotCheckRunner:
@@ -219,13 +220,11 @@ class SpotCheckRunner:
 
     def __init__(self, sampler: StratifiedSampler, check: SpotCheck, oracles: Mapping[str, OracleFn],
                  articles: int = 2_000) -> None:
-        from collections import OrderedDict
-
         self.sampler = sampler
         self.check = check
         self.oracles = dict(oracles)
         self.capacity = articles
-        self._articles: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._articles: LRU[str, dict[str, Any]] = LRU(articles)
         self.busy = False
         self.offered = 0
 
@@ -233,10 +232,7 @@ class SpotCheckRunner:
         ident = str(article.get("id") or "")
         if not ident:
             return
-        self._articles[ident] = dict(article)
-        self._articles.move_to_end(ident)
-        if len(self._articles) > self.capacity:
-            self._articles.popitem(last=False)
+        self._articles.put(ident, dict(article))
 
     def offer(self, result: Mapping[str, Any], now: float) -> None:
         """Consider one result record for the sample (stage1/stage2 of a filter with an oracle)."""
@@ -264,32 +260,23 @@ class SpotCheckRunner:
             self.busy = False
 
     @classmethod
-    def from_env(cls, filters: Sequence[str], heldout_mae: Mapping[str, float], metrics: Metrics | None = None,
-                 environ: Mapping[str, str] | None = None) -> SpotCheckRunner | None:
-        """Built from DISTILLERY_SPOTCHECK_{PROVIDER,MODEL,K,PERIOD,MARGIN}; None when no provider is set."""
-        import logging
-        import os
+    def build(cls, filters: Sequence[str], heldout_mae: Mapping[str, float], *, provider: str, model: str,
+              k: int = 20, period_s: float = 3_600.0, margin: float = 0.3,
+              metrics: Metrics | None = None) -> SpotCheckRunner:
+        """A runner asking `provider`/`model` about up to `k` served results per filter and period.
 
-        from filters.spec import SpecError, resolve_spec
-        from models.oracle.client import OracleClient
-        from models.oracle.providers import make_provider
-
-        env = os.environ if environ is None else environ
-        provider = env.get(SPOTCHECK_ENV + "PROVIDER", "")
-        if not provider:
-            return None
-        model = env.get(SPOTCHECK_ENV + "MODEL", "")
+        Each filter is checked against its SERVED version (filters.spec.resolve_served), the one the stream scores
+        with; a filter without a spec here is skipped with a warning.
+        """
         if not model:
-            raise ValueError(f"{SPOTCHECK_ENV}PROVIDER={provider} needs {SPOTCHECK_ENV}MODEL (the oracle's model id)")
+            raise MonitorConfigError(f"spot-check provider {provider!r} needs a model (the oracle's model id)")
         client = OracleClient(make_provider(provider), model, concurrency=2)
         oracles: dict[str, OracleFn] = {}
         for name in filters:
             try:
-                oracles[name] = oracle_scorer(resolve_spec(name), client)
+                oracles[name] = oracle_scorer(resolve_served(name), client)
             except (SpecError, FileNotFoundError) as err:
-                logging.getLogger(__name__).warning("spot-check: skipping filter %s: %s", name, err)
-        sampler = StratifiedSampler(k=int(env.get(SPOTCHECK_ENV + "K", "") or 20),
-                                    period_s=float(env.get(SPOTCHECK_ENV + "PERIOD", "") or 3_600.0))
-        check = SpotCheck(heldout_mae, spec_weighted, margin=float(env.get(SPOTCHECK_ENV + "MARGIN", "") or 0.3),
-                          metrics=metrics)
+                log.warning("spot-check: skipping filter %s: %s", name, err)
+        sampler = StratifiedSampler(k=k, period_s=period_s)
+        check = SpotCheck(heldout_mae, spec_weighted, margin=margin, metrics=metrics)
         return cls(sampler, check, oracles)

@@ -9,10 +9,10 @@ import time
 from typing import Any
 
 from monitoring.alerts import Alert
-from monitoring.monitor import Monitor, MonitorConfig, default_state_path
-from monitoring.spotcheck import SpotCheckRunner
+from monitoring.monitor import Monitor
 from streams import records
 from streams.app import WorkerContext, metrics
+from streams.monitor_env import monitor_config_from_env, monitor_state_path_from_env, spotcheck_from_env
 
 log = logging.getLogger("distillery.monitor")
 STATE_INTERVAL_ENV = "DISTILLERY_MONITOR_STATE_INTERVAL"
@@ -55,12 +55,12 @@ def _filters(ctx: WorkerContext) -> list[str]:
 def register(app: Any, ctx: WorkerContext) -> None:
     """One agent over every scores topic plus blocked and DLQ; a timer exports gauges and writes the state file."""
     names = _filters(ctx)
-    monitor = Monitor.from_artifacts(names, config=MonitorConfig.from_env(), metrics=metrics(), strict=False)
-    state_path = default_state_path()
+    monitor = Monitor.from_artifacts(names, config=monitor_config_from_env(), metrics=metrics(), strict=False)
+    state_path = monitor_state_path_from_env()
     interval = float(os.environ.get(STATE_INTERVAL_ENV, "") or 5.0)
     topics = [ctx.topics.scores(f) for f in names] + [ctx.topics.blocked, ctx.topics.dlq]
     heldout = {n: r.heldout_mae for n, r in monitor.references.items() if r.heldout_mae is not None}
-    spot = SpotCheckRunner.from_env(names, heldout, metrics())  # None unless DISTILLERY_SPOTCHECK_PROVIDER is set
+    spot = spotcheck_from_env(names, heldout, metrics())  # None unless DISTILLERY_SPOTCHECK_PROVIDER is set
     if spot is not None:
         topics.append(ctx.topics.embedded)  # results carry no article text; the spot-check needs it
     source = app.topic(*topics, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw",

@@ -7,9 +7,10 @@ import json
 import numpy as np
 import pytest
 
+from monitoring.errors import MonitorReferenceError
 from monitoring.metrics import Metrics
 from monitoring.monitor import Monitor, MonitorConfig, replay, weighted
-from monitoring.reference import Reference, ReferenceError
+from monitoring.reference import Reference
 
 WEIGHTS = {"impact": 0.5, "evidence": 0.3, "reach": 0.2}
 FAST = MonitorConfig(warmup=600, rate_window=500, residual_warmup=100, cooldown_events=100_000)
@@ -194,10 +195,10 @@ def test_save_state_and_metrics(tmp_path):
 def test_reference_errors_name_the_file_and_the_fix(tmp_path):
     bad = tmp_path / "reference.json"
     bad.write_text("{not json")
-    with pytest.raises(ReferenceError, match=r"reference.json: not valid JSON .* re-run `distillery train`"):
+    with pytest.raises(MonitorReferenceError, match=r"reference.json: not valid JSON .* re-run `distillery train`"):
         Reference.load(bad)
     bad.write_text(json.dumps({"weighted_average": ["x"]}))
-    with pytest.raises(ReferenceError, match="`weighted_average` holds a non-number"):
+    with pytest.raises(MonitorReferenceError, match="`weighted_average` holds a non-number"):
         Reference.load(bad)
     assert Reference.for_artifacts(tmp_path / "missing") is None
 

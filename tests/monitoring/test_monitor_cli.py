@@ -5,11 +5,15 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 from typer.testing import CliRunner
 
 from distillery.cli import app
-from monitoring.monitor import Monitor, MonitorConfig, default_state_path
+from monitoring.config import MonitorConfig
+from monitoring.errors import MonitorConfigError
+from monitoring.monitor import Monitor
 from monitoring.report import demo_summary, status_lines
+from monitoring.state import default_state_path
 
 runner = CliRunner()
 
@@ -26,21 +30,20 @@ def _records(n: int = 2_500, shift_at: int = 1_500) -> list[dict]:
     return out
 
 
-def test_default_state_path_honours_the_environment(tmp_path):
-    assert default_state_path({"DISTILLERY_MONITOR_STATE": str(tmp_path / "s.json")}) == tmp_path / "s.json"
-    assert default_state_path({"XDG_STATE_HOME": str(tmp_path)}) == tmp_path / "distillery" / "monitor_state.json"
+def test_default_state_path_takes_an_explicit_path_or_a_state_home(tmp_path):
+    assert default_state_path(tmp_path / "s.json") == tmp_path / "s.json"
+    assert default_state_path(None, tmp_path) == tmp_path / "distillery" / "monitor_state.json"
 
 
-def test_config_from_env_parses_and_rejects_values():
-    cfg = MonitorConfig.from_env({"DISTILLERY_MONITOR_WARMUP": "300", "DISTILLERY_MONITOR_ADWIN_DELTA": "1e-4",
-                                  "DISTILLERY_MONITOR_SCORE_STAGES": "stage1, stage2"})
+def test_config_from_mapping_parses_and_rejects_values():
+    cfg = MonitorConfig.from_mapping({"warmup": "300", "adwin_delta": 1e-4, "score_stages": "stage1, stage2"})
     assert (cfg.warmup, cfg.adwin_delta, cfg.score_stages) == (300, 1e-4, ("stage1", "stage2"))
-    try:
-        MonitorConfig.from_env({"DISTILLERY_MONITOR_WARMUP": "many"})
-    except ValueError as err:
-        assert "DISTILLERY_MONITOR_WARMUP='many' is not a valid int" in str(err)
-    else:
-        raise AssertionError("expected a ValueError")
+    with pytest.raises(MonitorConfigError, match="warmup='many' is not a valid int"):
+        MonitorConfig.from_mapping({"warmup": "many"})
+    with pytest.raises(MonitorConfigError, match="'warmpu' is unknown"):
+        MonitorConfig.from_mapping({"warmpu": 3})
+    with pytest.raises(MonitorConfigError, match="must be auto, artifact or warmup"):
+        MonitorConfig.from_mapping({"reference": "latest"})
 
 
 def test_report_reads_the_state_file(tmp_path):

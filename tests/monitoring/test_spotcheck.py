@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from monitoring.errors import MonitorConfigError
 from monitoring.metrics import Metrics
 from monitoring.spotcheck import Sample, SpotCheck, SpotCheckRunner, StratifiedSampler, oracle_scorer, stratum
 
@@ -124,7 +125,7 @@ async def test_runner_samples_only_results_with_a_known_article_and_checks_when_
     assert check.state()["tiny"]["n"] == 3
 
 
-def test_runner_from_env_is_off_without_a_provider_and_needs_a_model():
-    assert SpotCheckRunner.from_env(["tiny"], {}, environ={}) is None
-    with pytest.raises(ValueError, match="needs DISTILLERY_SPOTCHECK_MODEL"):
-        SpotCheckRunner.from_env(["tiny"], {}, environ={"DISTILLERY_SPOTCHECK_PROVIDER": "ollama"})
+def test_runner_build_needs_a_model():
+    with pytest.raises(MonitorConfigError, match="needs a model"):
+        SpotCheckRunner.build(["tiny"], {}, provider="ollama", model="")
+
