@@ -18,6 +18,8 @@ from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
+from monitoring.errors import MetricsPortError
+
 NAMESPACE = "distillery"
 
 # Explicit buckets: the defaults (5 ms .. 10 s) miss both the sub-millisecond probe and the multi-second CPU student.
@@ -29,15 +31,29 @@ SCORE_BUCKETS = (0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 4.5, 5.0, 5.5, 6.0, 6.5
 RESIDUAL_BUCKETS = (-5.0, -3.0, -2.0, -1.0, -0.5, -0.25, 0.0, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0)
 
 _MAX_REASON_LEN = 64
+# Reasons whose part after ':' is a per-article value (a content hash, a probability): the label keeps the kind only.
+VALUE_REASONS = ("duplicate", "commerce_head")
+_HEX_RUN = re.compile(r"(?<![0-9a-z])(?=[0-9a-f]*\d)[0-9a-f]{8,}(?![0-9a-z])")  # a hash: 8+ hex, a digit
 
 
 def reason_label(reason: str) -> str:
-    """Bound the label cardinality of block reasons: numbers become N, values after ':' are dropped.
+    """Bound the label cardinality of block reasons to the rule set: per-article values never reach a label.
 
-    `content_too_short_123chars` -> `content_too_short_Nchars`; `commerce_head:0.93` -> `commerce_head`.
+    `duplicate:<content hash>` -> `duplicate`; `commerce_head:0.93` -> `commerce_head`; numbers become N
+    (`content_too_short_123chars` -> `content_too_short_Nchars`); any other hash-like run becomes H; at most
+    64 characters. Category names after ':' (`commerce:deals`) are kept: they come from the shipped rules.
+
+    >>> reason_label("duplicate:9f86d081884c7d659a2feaa0c55ad015")
+    'duplicate'
+    >>> reason_label("content_too_short_123chars")
+    'content_too_short_Nchars'
     """
-    base = reason.split(":", 1)[0] if reason.startswith("commerce_head") else reason
-    base = re.sub(r"\d+(?:\.\d+)?", "N", base.strip()) or "unknown"
+    base = reason.strip()
+    kind = base.split(":", 1)[0]
+    if kind in VALUE_REASONS:
+        base = kind
+    base = _HEX_RUN.sub("H", base)
+    base = re.sub(r"\d+(?:\.\d+)?", "N", base) or "unknown"
     return base[:_MAX_REASON_LEN]
 
 
@@ -139,6 +155,7 @@ class Metrics:
         self.blocked_total.labels(kind=kind, reason=reason_label(reason)).inc()
 
     def dlq(self, stage: str) -> None:
+        """Count one record sent to the dead-letter topic by `stage`."""
         self.dlq_total.labels(stage=stage).inc()
 
     def latency(self, stage: str, seconds: float) -> None:
@@ -196,10 +213,11 @@ class Metrics:
             try:
                 server, _thread = start_http_server(port, addr=host, registry=self.registry)
             except OSError as exc:
-                raise OSError(
-                    f"cannot serve metrics on {host}:{port}: {exc}. Pick a free port with "
-                    "DISTILLERY_METRICS_PORT (or 0 for any free port)."
-                ) from exc
+                reason = exc.strerror or str(exc)
+                raise MetricsPortError(
+                    f"cannot serve /metrics on {host}:{port}: {reason}; set DISTILLERY_METRICS_PORT to a free port "
+                    "(0 turns the endpoint off)"
+                ) from None
             self.server_port = int(server.server_address[1])
             self._served.add((host, port))
             return self.server_port

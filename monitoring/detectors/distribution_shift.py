@@ -36,6 +36,15 @@ class DistributionShift(Detector):
     more conservative). `min_statistic` is the smallest KS D worth an alert. Without a reference, the
     first `warmup` values become it ("warmup" reference). Per-update KS (River's KSWIN) is ~3k updates/s;
     this runs one test per `step` updates.
+
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> det = DistributionShift("uplifting", "weighted_average", rng.normal(5, 1, 2_000), window=200, step=50)
+    >>> [det.update(x, now=0.0) for x in rng.normal(5, 1, 3_000)].count(None)
+    3000
+    >>> alerts = [a for a in (det.update(x, now=0.0) for x in rng.normal(6.5, 1, 400)) if a]
+    >>> alerts[0].detector, alerts[0].value > alerts[0].baseline
+    ('ks', True)
     """
 
     name = "ks"

@@ -18,6 +18,14 @@ class MeanShift(Detector):
     only opens a check: the next `confirm` values are averaged and compared with the mean of the
     window ADWIN dropped; the alert fires when they differ by at least `min_shift` score points.
     `delta` is ADWIN's confidence: 1e-5 gives no firing on 20,000 stationary samples (tests, docs).
+
+    >>> import numpy as np
+    >>> rng, det = np.random.default_rng(0), MeanShift("uplifting", "score.agency")
+    >>> [det.update(x, now=0.0) for x in rng.normal(5, 1, 3_000)].count(None)
+    3000
+    >>> alerts = [a for a in (det.update(x, now=0.0) for x in rng.normal(7, 1, 400)) if a]
+    >>> alerts[0].signal, alerts[0].detector, round(alerts[0].value)
+    ('score.agency', 'adwin', 7)
     """
 
     name = "adwin"

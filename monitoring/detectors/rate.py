@@ -17,6 +17,13 @@ class RateShift(Detector):
     the change must also be at least `min_relative` of the baseline (the anchor's "pass rate drifts > 20 %
     relative" trigger) and `min_absolute`, so a huge stream does not alert on a 0.1-point wobble. Without a
     baseline, the first `warmup_windows` windows set it.
+
+    >>> det = RateShift("", "rate.dlq", baseline=0.1, window=100)
+    >>> [det.update(i % 10 == 0, now=0.0) for i in range(1_000)].count(None)  # exactly 10 %
+    1000
+    >>> alerts = [a for a in (det.update(i % 2 == 0, now=0.0) for i in range(100)) if a]  # 50 %
+    >>> alerts[0].value, alerts[0].baseline, alerts[0].severity
+    (0.5, 0.1, 'critical')
     """
 
     name = "binomial"

@@ -22,6 +22,14 @@ class ResidualDrift(Detector):
     moves although no label is available. Scaling by the reference spread makes `delta` and `threshold`
     filter-independent: a shift of s standard deviations is found after about threshold / (s - delta)
     samples. Without `mean`/`std` (from `reference.json`), the first `warmup` residuals set them.
+
+    >>> import numpy as np
+    >>> rng, det = np.random.default_rng(0), ResidualDrift("uplifting", mean=0.0, std=1.0)
+    >>> [det.update(x, now=0.0) for x in rng.normal(0, 1, 3_000)].count(None)
+    3000
+    >>> alerts = [a for a in (det.update(x, now=0.0) for x in rng.normal(1.5, 1, 200)) if a]
+    >>> alerts[0].detector, alerts[0].details["shift_sd"] > 1
+    ('page_hinkley', True)
     """
 
     name = "page_hinkley"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import httpx
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from models.records import Result
@@ -71,3 +72,38 @@ def test_fresh_registries_do_not_collide():
     a.dlq("x")
     assert a.registry.get_sample_value("distillery_dlq_total", {"stage": "x"}) == 1
     assert b.registry.get_sample_value("distillery_dlq_total", {"stage": "x"}) is None
+
+
+def test_reason_label_drops_per_article_values():
+    """A content hash or a probability never becomes a label value: the label set stays the rule set."""
+    hashes = [f"duplicate:{i:040x}" for i in range(50)]
+    assert {reason_label(r) for r in hashes} == {"duplicate"}
+    assert reason_label("duplicate") == "duplicate"
+    assert reason_label("excluded:celebrity") == "excluded:celebrity"
+    assert reason_label("weird_9f86d081884c7d65") == "weird_H"
+
+
+def test_blocked_duplicates_share_one_series():
+    m = Metrics()
+    for i in range(20):
+        m.blocked("duplicate", f"duplicate:{i:032x}")
+    samples = [s for s in m.blocked_total.collect()[0].samples if s.name.endswith("_total")]
+    assert [(s.labels["reason"], s.value) for s in samples] == [("duplicate", 20.0)]
+
+
+def test_metrics_port_taken_is_one_clear_error():
+    import socket
+
+    from monitoring.errors import MetricsPortError, MonitoringError
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        with pytest.raises(MetricsPortError) as err:
+            Metrics().serve("127.0.0.1", port)
+    message = str(err.value)
+    assert f"cannot serve /metrics on 127.0.0.1:{port}" in message
+    assert "DISTILLERY_METRICS_PORT" in message and "0 turns the endpoint off" in message
+    assert "any free port" not in message
+    assert isinstance(err.value, MonitoringError) and isinstance(err.value, OSError)
