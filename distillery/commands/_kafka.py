@@ -9,10 +9,10 @@ from distillery.errors import EXIT_INTERNAL, EXIT_USAGE, fail, one_line
 from streams.settings import Settings, SettingsError
 
 
-def settings(**overrides: object) -> Settings:
+def settings() -> Settings:
     """Settings from the environment; a bad variable is an input mistake (exit 2) naming the variable."""
     try:
-        return Settings.from_env(**overrides)
+        return Settings.from_env()
     except SettingsError as err:
         fail(str(err), EXIT_USAGE)
 

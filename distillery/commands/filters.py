@@ -97,8 +97,8 @@ def show_filter(name: str = typer.Argument(..., help="filter name, name/vN, or a
                   + (f", bypass at {c.positive_threshold} of {len(c.positive_patterns)} positives"
                      if c.positive_patterns else "")
                   + (f", unless {len(c.unless_patterns)}" if c.unless_patterns else ""))
-    for t in pre.required_topics:
-        out.print(f"  required topic → {t.reason}: {len(t.keywords)} keywords")
+    for topic in pre.required_topics:
+        out.print(f"  required topic → {topic.reason}: {len(topic.keywords)} keywords")
     out.print(f"oracle: prompt={spec.oracle.prompt} model={spec.oracle.model or '-'}")
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from river.drift import ADWIN
 
-from monitoring.alerts import Cooldown
+from monitoring.alerts import Cooldown, Severity
 from monitoring.detectors.base import Detector, Finding
 
 
@@ -86,7 +86,7 @@ class MeanShift(Detector):
         shift = new_mean - old_mean
         if abs(shift) < self.min_shift:
             return None
-        severity = "critical" if abs(shift) >= 2 * self.min_shift else "warning"
+        severity: Severity = "critical" if abs(shift) >= 2 * self.min_shift else "warning"
         direction = "up" if shift > 0 else "down"
         return Finding(
             value=new_mean,

@@ -6,7 +6,7 @@ from typing import Any
 
 from scipy.stats import binom
 
-from monitoring.alerts import Cooldown
+from monitoring.alerts import Cooldown, Severity
 from monitoring.detectors.base import Detector, Finding
 
 
@@ -108,7 +108,7 @@ class RateShift(Detector):
         if p_value >= self.alpha:
             return None
         relative = change / self.baseline if self.baseline > 0 else None
-        severity = "critical" if abs(change) >= 2 * needed else "warning"
+        severity: Severity = "critical" if abs(change) >= 2 * needed else "warning"
         return Finding(
             value=rate,
             baseline=self.baseline,
