@@ -6,13 +6,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from distillery.errors import EXIT_INTERNAL, EXIT_USAGE, fail, one_line
+from streams.security import check_security
 from streams.settings import Settings, SettingsError
 
 
 def settings() -> Settings:
     """Settings from the environment; a bad variable is an input mistake (exit 2) naming the variable."""
     try:
-        return Settings.from_env()
+        return check_security(Settings.from_env())
     except SettingsError as err:
         fail(str(err), EXIT_USAGE)
 

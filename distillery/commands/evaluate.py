@@ -27,7 +27,7 @@ def evaluate(
     dataset = load_dataset(data, spec)
     model_runtime()
     from models.evaluation.report import evaluate as run_evaluation  # lazy: torch (through models.pipeline)
-    from models.evaluation.report import to_markdown, write_report
+    from models.evaluation.report import to_markdown, write_report  # lazy: same module as the line above
     from models.pipeline import Pipeline  # lazy: torch
 
     pipe = Pipeline.load([str(spec.path)], with_student=not no_student, commerce=False)
