@@ -40,7 +40,7 @@ USAGE_ERRORS = frozenset({
 })
 # Failures of the outside world the worker or a client depends on: the broker, a port, the network.
 INTERNAL_ERRORS = frozenset({
-    "BrokerError", "ConnectionError", "KafkaError", "KafkaConnectionError", "OracleCallError", "PortInUseError",
+    "BrokerError", "ConnectionError", "KafkaError", "KafkaConnectionError", "OracleCallError", "MetricsPortError",
     "TimeoutError",
 })
 

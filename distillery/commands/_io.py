@@ -6,10 +6,10 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+from distillery.commands._kafka import broker_errors, settings
 from models.data.rows import read_rows
 from streams.clients import read_topics
 from streams.records import WireError, decode
-from streams.settings import Settings
 from streams.topics import Topics
 
 
@@ -20,9 +20,10 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
 
 def topic_rows(topic: str, max_time: float) -> list[dict[str, Any]]:
     """The decoded records of `topic` (prefix from the environment) read for at most `max_time` seconds."""
-    settings = Settings.from_env()
-    name = Topics(settings.topic_prefix).resolve(topic)
-    messages = asyncio.run(read_topics(settings, [name], idle_timeout=3.0, max_time=max_time))
+    current = settings()
+    name = Topics(current.topic_prefix).resolve(topic)
+    with broker_errors(current):
+        messages = asyncio.run(read_topics(current, [name], idle_timeout=3.0, max_time=max_time))
     rows = []
     for m in messages:
         try:

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import logging
+import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from distillery.errors import EXIT_INTERNAL, EXIT_USAGE, fail, one_line
+from distillery.errors import EXIT_INTERNAL, EXIT_USAGE, fail
 from streams.security import check_security
 from streams.settings import Settings, SettingsError
 
+# aiokafka logs every refused connection and asyncio reports the client a failed start left open: both would
+# print extra lines around the one-line error, so client commands keep them quiet while they talk to the broker.
+NOISY_LOGGERS = ("aiokafka", "asyncio")
+
 
 def settings() -> Settings:
-    """Settings from the environment; a bad variable is an input mistake (exit 2) naming the variable."""
+    """Settings from the environment with their security checked; a bad variable is an input mistake (exit 2)."""
     try:
         return check_security(Settings.from_env())
     except SettingsError as err:
@@ -21,12 +27,24 @@ def settings() -> Settings:
 @contextmanager
 def broker_errors(current: Settings) -> Iterator[None]:
     """Turn "the broker cannot be reached" (aiokafka's KafkaError, refused sockets) into one line and exit 70."""
+    loggers = [logging.getLogger(name) for name in NOISY_LOGGERS]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.CRITICAL)
     try:
         yield
     except (OSError, RuntimeError) as err:  # aiokafka's KafkaError derives from RuntimeError
         names = {cls.__name__ for cls in type(err).__mro__}
-        if not names & {"KafkaError", "ConnectionError", "OSError"}:
+        if not names & {"KafkaError", "OSError"}:
             raise
-        fail(f"cannot reach the Kafka broker at {current.bootstrap_servers} (KAFKA_BOOTSTRAP_SERVERS): "
-             f"{one_line(err)}; start one with `distillery broker` or point KAFKA_BOOTSTRAP_SERVERS at a running "
-             "cluster", EXIT_INTERNAL)
+        if err.__traceback__ is not None:
+            traceback.clear_frames(err.__traceback__)  # free the half-started client now, while its logs are quiet
+        if isinstance(err, ConnectionError):  # streams' own message: it names the address and the fix
+            message = str(err)
+        else:
+            message = (f"cannot reach Kafka at {current.bootstrap_servers}: {err}; "
+                       "start `distillery broker` or set KAFKA_BOOTSTRAP_SERVERS")
+        fail(message, EXIT_INTERNAL)
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
