@@ -24,6 +24,7 @@ from distillery.commands import (
     worker,
 )
 from distillery.errors import ShellGroup
+from distillery.progress import plain_progress_when_not_a_terminal
 
 app = typer.Typer(
     name="distillery",
@@ -41,6 +42,7 @@ for module in (filters, prefilter, train, evaluate, oracle, data, active, score,
 
 def main() -> None:
     """Entry point of the `distillery` console script and of `python -m distillery`."""
+    plain_progress_when_not_a_terminal()  # progress bars become plain log lines in files and pipes
     app()
 
 

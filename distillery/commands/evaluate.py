@@ -30,8 +30,12 @@ def evaluate(
     from models.evaluation.report import to_markdown, write_report  # lazy: same module as the line above
     from models.pipeline import Pipeline  # lazy: torch
 
+    typer.echo(f"evaluate {spec.key}: loading the pipeline ({'probe and router' if no_student else 'with student'})",
+               err=True)
     pipe = Pipeline.load([str(spec.path)], with_student=not no_student, commerce=False)
     pipe.apply_prefilter = False
+    typer.echo(f"evaluate {spec.key}: scoring {len(dataset.articles)} articles (embedding, probe, router"
+               f"{'' if no_student else ', student'}), then {bootstrap} bootstrap resamples", err=True)
     report = run_evaluation(pipe, spec.name, dataset, n_boot=bootstrap)
     write_report(report, out, markdown, plots)
     if plots is not None:

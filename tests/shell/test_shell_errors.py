@@ -9,7 +9,7 @@ import json
 import socket
 
 import pytest
-from conftest import run_shell
+from shell_helpers import ROOT, run_shell
 from typer.testing import CliRunner
 
 from distillery.cli import app
@@ -133,7 +133,7 @@ def test_help_answers_without_torch_or_faust():
     import subprocess
     import sys
 
-    from conftest import ROOT
+
 
     result = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
