@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import random
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -12,15 +11,17 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from filters.postfilter import weighted_average
 from filters.spec import FilterSpec
 from filters.text import clean_article
+from models.errors import ModelsError
 
 BUCKETS = ("needle", "disagreement", "uncertain", "high")
 DEFAULT_SPLIT = {"high": 0.4, "uncertain": 0.25, "disagreement": 0.2, "needle": 0.15}
 ARTICLE_FIELDS = ("id", "title", "text", "url", "source", "source_type", "published", "language")
 
 
-class ActiveError(ValueError):
+class ActiveError(ModelsError, ValueError):
     """An active-learning input that cannot be used; the message says what to pass instead."""
 
 
@@ -85,7 +86,7 @@ class Selection:
 def _wa(spec: FilterSpec, scores: Mapping[str, Any] | None) -> float | None:
     if not scores or any(d not in scores for d in spec.dimension_names):
         return None
-    return math.fsum(float(scores[d]) * w for d, w in zip(spec.dimension_names, spec.weights, strict=True))
+    return weighted_average(spec, {d: float(scores[d]) for d in spec.dimension_names})
 
 
 def candidates(spec: FilterSpec, results: Iterable[Mapping[str, Any]]) -> list[Candidate]:

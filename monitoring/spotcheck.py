@@ -188,9 +188,9 @@ class SpotCheck:
 def spec_weighted(filter_name: str, scores: Mapping[str, float]) -> float:
     """The served WA for oracle scores: the shipped spec's postfilter (weights, gatekeepers)."""
     from filters.postfilter import postfilter
-    from filters.spec import resolve_spec
+    from filters.spec import resolve_served
 
-    return postfilter(resolve_spec(filter_name), scores).weighted_average
+    return postfilter(resolve_served(filter_name), scores).weighted_average
 
 
 def oracle_scorer(spec: Any, client: Any, max_words: int | None = 800) -> OracleFn:

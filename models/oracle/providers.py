@@ -6,15 +6,17 @@ import os
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from models.errors import ModelsError
+
 TEMPERATURE = 0.3
 MAX_OUTPUT_TOKENS = 4096
 
 
-class ProviderError(ValueError):
+class ProviderError(ModelsError, ValueError):
     """A provider that cannot be used as configured (unknown name, missing key); the message says what to set."""
 
 
-class ReplyShapeError(ValueError):
+class ReplyShapeError(ModelsError, ValueError):
     """A 200 response whose body does not have the provider's documented shape."""
 
 

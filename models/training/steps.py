@@ -390,7 +390,8 @@ class TrainRun:
     def step_evaluate(self, out: Path | None = None) -> dict[str, Any]:
         """Test-split evaluation through the pipeline objects (commerce gate and prefilter off); then the monitor's
         `reference.json` from the served test-split results, tied to the fingerprint of the final manifest."""
-        from models.evaluation.report import build_reference, evaluate
+        from models.evaluation.reference import build_reference
+        from models.evaluation.report import evaluate
         from models.pipeline import FilterModels, Pipeline
 
         fm = FilterModels.load(self.spec, self.encoder, directory=self.out_dir)
