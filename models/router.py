@@ -1,4 +1,6 @@
-"""Stage-1 → Stage-2 routers: the anchor's probe-WA threshold (baseline), classifiers P(WA ≥ edge), kNN memories."""
+"""Stage-1 → Stage-2 routers at inference: the probe-WA threshold (baseline), classifiers P(WA ≥ edge), kNN memories.
+
+Fitting and choosing a router (training only) is `models.router_fit`."""
 
 from __future__ import annotations
 
@@ -9,7 +11,6 @@ from typing import Any, Literal
 
 import numpy as np
 from safetensors.numpy import load_file, save_file
-from sklearn.linear_model import LogisticRegression
 
 from filters.postfilter import weighted_averages
 
@@ -25,16 +26,6 @@ def router_features(standardised: np.ndarray, probe_scores: np.ndarray, weights:
     """Classifier input: the probe-standardised embedding, the probe's scores and WA (scaled to ~unit range)."""
     wa = weighted_averages(probe_scores, weights).astype(np.float32)
     return np.hstack([standardised, probe_scores / 5.0 - 1.0, (wa / 5.0 - 1.0)[:, None]]).astype(np.float32)
-
-
-def choose_operating_point(scores: np.ndarray, positive: np.ndarray, max_fn: float) -> float:
-    """Highest threshold t such that the share of positives with score < t stays ≤ `max_fn` (route if score ≥ t)."""
-    pos = np.sort(np.asarray(scores, dtype=np.float64)[np.asarray(positive, dtype=bool)])
-    if len(pos) == 0:
-        return float(np.min(scores)) if len(scores) else 0.0
-    allowed = int(np.floor(max_fn * len(pos)))  # positives we may lose
-    # route iff score >= t; losing `allowed` positives means t = the (allowed)-th smallest positive score
-    return float(pos[allowed]) if allowed < len(pos) else float(pos[-1])
 
 
 def knn_max_wa(embeddings: np.ndarray, bank: np.ndarray, bank_wa: np.ndarray, k: int = KNN_K) -> np.ndarray:
@@ -69,11 +60,6 @@ def knn_features(embeddings: np.ndarray, bank: np.ndarray, bank_wa: np.ndarray, 
             v[:, :10].max(1), v[:, :5].mean(1), (wts * v).sum(1), (v >= protected).mean(1),
             (v[:, :10] >= protected - 0.5).mean(1), sim[:, 0], v[:, :3].max(1), v[:, 0]])
     return (out / 5.0 - 1.0).astype(np.float32)
-
-
-def empirical_cdf(values: np.ndarray, n: int = 201) -> np.ndarray:
-    """Quantile breakpoints of `values` (to turn a statistic into a rank in [0, 1] with np.interp)."""
-    return np.quantile(np.asarray(values, dtype=np.float64), np.linspace(0, 1, n)).astype(np.float32)
 
 
 def cdf_rank(values: np.ndarray, breakpoints: np.ndarray) -> np.ndarray:
@@ -181,58 +167,6 @@ def route_statistic(router: Router, probe: Any, embeddings: np.ndarray, probe_sc
         return router.statistic(None, wa)
     feats = router_features(probe.standardise(embeddings), probe_scores, weights)
     return router.statistic(feats, wa, embeddings)
-
-
-def fit_classifier(
-    features: np.ndarray, positive: np.ndarray, c: float = 0.05, seed: int = 0
-) -> tuple[np.ndarray, float]:
-    """L2 logistic regression, balanced classes (positives are rare); returns (coef, intercept)."""
-    if positive.all() or not positive.any():
-        raise ValueError("router training needs both protected and unprotected articles in the training split")
-    clf = LogisticRegression(C=c, class_weight="balanced", max_iter=3000, random_state=seed)
-    clf.fit(features, positive.astype(int))
-    return clf.coef_[0].astype(np.float32), float(clf.intercept_[0])
-
-
-def oof_router_scores(features: np.ndarray, positive: np.ndarray, embeddings: np.ndarray, wa: np.ndarray,
-                      folds: int = 5, c: float = 0.05, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Out-of-fold classifier logits and kNN max WA over a training set (each row scored by the other folds),
-    for choosing operating points on predictions the router did not see."""
-    from sklearn.model_selection import StratifiedKFold
-
-    logits, knn = np.zeros(len(features)), np.zeros(len(features))
-    bank = normalise(embeddings)
-    skf = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-    for tr, te in skf.split(features, positive.astype(int)):
-        coef, b = fit_classifier(features[tr], positive[tr], c, seed)
-        logits[te] = features[te].astype(np.float64) @ coef + b
-        knn[te] = knn_max_wa(embeddings[te], bank[tr], wa[tr])
-    return logits, knn
-
-
-def oof_knn_classifier(features: np.ndarray, embeddings: np.ndarray, wa: np.ndarray, protected: float,
-                       margin: float = 0.5, folds: int = 5, c: float = 0.01,
-                       seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
-    """The knn_classifier on a training set: out-of-fold neighbourhood statistics (each row against the other
-    folds' articles), out-of-fold probabilities of P(WA ≥ protected − margin) from a head fitted on the other folds,
-    and the head fitted on all rows. Returns (oof_probability, oof_knn_features, coef, intercept)."""
-    from sklearn.model_selection import StratifiedKFold
-
-    positive = wa >= protected
-    soft = wa >= protected - margin
-    bank = normalise(embeddings)
-    knn = np.zeros((len(features), KNN_STATS), dtype=np.float32)
-    splits = list(StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed).split(features,
-                                                                                          positive.astype(int)))
-    for tr, te in splits:
-        knn[te] = knn_features(embeddings[te], bank[tr], wa[tr], protected)
-    full = np.hstack([features, knn]).astype(np.float32)
-    prob = np.zeros(len(features))
-    for tr, te in splits:
-        coef, b = fit_classifier(full[tr], soft[tr], c, seed)
-        prob[te] = 1.0 / (1.0 + np.exp(-(full[te].astype(np.float64) @ coef + b)))
-    coef, b = fit_classifier(full, soft, c, seed)
-    return prob, knn, coef, b
 
 
 def normalise(embeddings: np.ndarray) -> np.ndarray:

@@ -17,7 +17,8 @@ from models.calibration import (
     snap_to_grid,
 )
 from models.evaluation.curve import route_stats, sweep
-from models.router import Router, choose_operating_point, fit_classifier, router_features
+from models.router import Router, router_features
+from models.router_fit import choose_operating_point, empirical_cdf, fit_classifier, oof_knn_classifier
 
 
 def test_operating_point_respects_fn_budget():
@@ -131,7 +132,7 @@ def test_missing_calibration_file_is_identity(tmp_path):
 
 
 def test_ensemble_router_uses_knn_memory(tmp_path):
-    from models.router import empirical_cdf, knn_max_wa, normalise, route_statistic
+    from models.router import knn_max_wa, normalise, route_statistic
 
     rng = np.random.default_rng(4)
     emb = rng.normal(size=(200, 8)).astype(np.float32)
@@ -196,7 +197,7 @@ def test_knn_features_are_neighbourhood_statistics():
 
 
 def test_knn_classifier_router_learns_the_soft_target_and_round_trips(tmp_path):
-    from models.router import normalise, oof_knn_classifier, route_statistic
+    from models.router import normalise, route_statistic
 
     rng = np.random.default_rng(5)
     emb = rng.normal(size=(300, 8)).astype(np.float32)

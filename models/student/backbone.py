@@ -165,7 +165,7 @@ def lora_model(model: torch.nn.Module, model_type: str, r: int, alpha: int, drop
                layers: Sequence[int] | None = None) -> Any:
     """Wrap `model` with a PEFT LoRA adapter whose head (and extras) are trained and saved in full.
 
-    `layers` restricts LoRA to those transformer layers (the rest stay frozen, see models.student_cache).
+    `layers` restricts LoRA to those transformer layers (the rest stay frozen, see models.training.student_cache).
     """
     from peft import LoraConfig, TaskType, get_peft_model
 

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from models.student_backbone import StudentError
+from models.student.backbone import StudentError
 
 
 class _Stop(Exception):
