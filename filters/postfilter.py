@@ -8,7 +8,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from filters.errors import FiltersError
 from filters.spec import FilterSpec
+
+
+class PostfilterError(FiltersError, ValueError):
+    """Scores that do not fit the filter's dimensions; the message names the missing ones."""
 
 
 @dataclass(frozen=True)
@@ -63,7 +68,7 @@ def weighted_averages(scores: np.ndarray | Sequence[Sequence[float]], weights: S
     w = np.asarray(weights, dtype=np.float64)
     x = np.asarray(scores, dtype=np.float64)
     if x.shape[-1:] != w.shape:
-        raise ValueError(f"scores have {x.shape[-1] if x.ndim else 0} dimensions but there are {len(w)} weights; "
+        raise PostfilterError(f"scores have {x.shape[-1] if x.ndim else 0} dimensions but there are {len(w)} weights; "
                          "pass scores in the spec's dimension order (spec.dimension_names)")
     return x @ w
 
@@ -85,7 +90,7 @@ def weighted_average(spec: FilterSpec | Mapping[str, float], scores: Mapping[str
         weights = {d: w / total for d, w in present.items()}
     missing = [d for d in weights if d not in scores]
     if missing:
-        raise ValueError(f"scores lack dimensions {missing}; pass a score for every dimension of the filter")
+        raise PostfilterError(f"scores lack dimensions {missing}; pass a score for every dimension of the filter")
     return float(weighted_averages([float(scores[d]) for d in weights], list(weights.values())))
 
 
@@ -109,7 +114,7 @@ def postfilter(
     """
     missing = [d for d in spec.dimension_names if d not in raw_scores]
     if missing:
-        raise ValueError(f"scores for filter {spec.key} lack dimensions {missing}")
+        raise PostfilterError(f"scores for filter {spec.key} lack dimensions {missing}; score every dimension")
     labels = ([content_type] if content_type else []) + list(flags)
     scores, overall_cap, caps_applied = apply_caps(spec, raw_scores, labels)
     wa = weighted_average(spec, scores)

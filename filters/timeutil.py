@@ -16,7 +16,7 @@ class TimestampError(FiltersError, ValueError):
 
 
 def to_iso(ts: float) -> str:
-    """A Unix time (seconds) as `YYYY-MM-DDTHH:MM:SS.mmmZ` (UTC, milliseconds)."""
+    """A Unix time (seconds) as `YYYY-MM-DDTHH:MM:SS.mmmZ` (UTC, milliseconds truncated)."""
     return datetime.fromtimestamp(ts, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 

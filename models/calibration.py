@@ -15,9 +15,14 @@ from typing import Any
 import numpy as np
 from sklearn.isotonic import IsotonicRegression
 
+from models.errors import ModelsError
 from models.metrics import mae, per_dimension_mae, wa_mae
 
 CALIBRATION_FILE = "calibration.json"
+
+
+class CalibrationError(ModelsError, ValueError):
+    """A `calibration.json` that does not fit the spec; the message names the file and the re-fit command."""
 
 
 @dataclass
@@ -81,14 +86,14 @@ class Calibration:
         dims = data["dimensions"]
         missing = [d for d in dimension_names if d not in dims]
         if missing:
-            raise ValueError(
+            raise CalibrationError(
                 f"{path}: no breakpoints for dimensions {missing}; re-fit with `distillery train-step calibrate`"
             )
         for key in ("snap", "probe_snap", "blend"):
             value = data.get(key)
             if value is not None and len(value) != len(dimension_names):
-                raise ValueError(f"{path}: `{key}` has {len(value)} entries for {len(dimension_names)} dimensions; "
-                                 "re-fit with `distillery train-step calibrate`")
+                raise CalibrationError(f"{path}: `{key}` has {len(value)} entries for {len(dimension_names)} "
+                                       "dimensions; re-fit with `distillery train-step calibrate`")
         return cls(list(dimension_names), [dims[d]["x"] for d in dimension_names],
                    [dims[d]["y"] for d in dimension_names], bool(data.get("applied", True)), data.get("stats", {}),
                    data.get("blend"), data.get("snap"), data.get("probe_snap"))

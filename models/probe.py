@@ -15,10 +15,15 @@ from safetensors.numpy import load_file, save_file
 from torch import nn
 
 from filters.postfilter import weighted_averages
+from models.errors import ModelsError
 from models.metrics import mae, wa_mae
 
 PROBE_WEIGHTS = "probe.safetensors"
 PROBE_CONFIG = "probe.json"
+
+
+class ProbeError(ModelsError, ValueError):
+    """A probe called without the inputs it was trained on; the message says what to pass."""
 
 
 @dataclass
@@ -125,7 +130,7 @@ class Probe:
         x = np.asarray(embeddings, dtype=np.float32)
         if self.n_metadata:
             if articles is None:
-                raise ValueError("this probe uses source/language metadata: pass the articles with the embeddings")
+                raise ProbeError("this probe uses source/language metadata: pass the articles with the embeddings")
             x = np.hstack([x, metadata_matrix(articles, self.vocab)])
         return ((x - self.mean) / self.std).astype(np.float32)
 

@@ -13,6 +13,7 @@ import numpy as np
 from safetensors.numpy import load_file, save_file
 
 from filters.postfilter import weighted_averages
+from models.errors import ModelsError
 
 ROUTER_CONFIG = "router.json"
 ROUTER_WEIGHTS = "router.safetensors"
@@ -20,6 +21,10 @@ RouterKind = Literal["wa_threshold", "classifier", "ensemble", "knn_classifier"]
 KNN_K = 10
 KNN_STATS_K = 20  # neighbours behind the knn_classifier's neighbourhood statistics
 KNN_STATS = 8  # number of those statistics (columns appended to router_features)
+
+
+class RouterError(ModelsError, ValueError):
+    """A router asked to score without the inputs its kind needs, or trained on one-class data."""
 
 
 def router_features(standardised: np.ndarray, probe_scores: np.ndarray, weights: list[float]) -> np.ndarray:
@@ -101,18 +106,18 @@ class Router:
         if self.kind == "wa_threshold":
             return np.asarray(probe_wa, dtype=np.float64)
         if features is None or self.coef is None:
-            raise ValueError(f"a {self.kind} router needs features (see router_features)")
+            raise RouterError(f"a {self.kind} router needs features (see router_features)")
         features = np.asarray(features, dtype=np.float64)
         if self.kind == "knn_classifier":
             if embeddings is None or self.bank is None or self.bank_wa is None:
-                raise ValueError("a knn_classifier router needs the raw embeddings and its training bank")
+                raise RouterError("a knn_classifier router needs the raw embeddings and its training bank")
             features = np.hstack([features, knn_features(embeddings, self.bank, self.bank_wa,
                                                          self.protected_threshold)])
         logits = features @ self.coef.astype(np.float64) + self.intercept
         if self.kind in ("classifier", "knn_classifier"):
             return 1.0 / (1.0 + np.exp(-logits))
         if embeddings is None or self.bank is None or self.bank_wa is None:
-            raise ValueError("an ensemble router needs the raw embeddings and its training bank")
+            raise RouterError("an ensemble router needs the raw embeddings and its training bank")
         return self.ensemble_statistic(logits, knn_max_wa(embeddings, self.bank, self.bank_wa))
 
     def needs_stage2(self, statistic: np.ndarray) -> np.ndarray:

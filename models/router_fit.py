@@ -17,7 +17,7 @@ from sklearn.model_selection import StratifiedKFold
 from filters.postfilter import weighted_averages
 from models.evaluation.curve import route_stats
 from models.probe import Probe
-from models.router import KNN_STATS, Router, knn_features, knn_max_wa, normalise, router_features
+from models.router import KNN_STATS, Router, RouterError, knn_features, knn_max_wa, normalise, router_features
 
 
 def choose_operating_point(scores: np.ndarray, positive: np.ndarray, max_fn: float) -> float:
@@ -40,7 +40,7 @@ def fit_classifier(
 ) -> tuple[np.ndarray, float]:
     """L2 logistic regression, balanced classes (positives are rare); returns (coef, intercept)."""
     if positive.all() or not positive.any():
-        raise ValueError("router training needs both protected and unprotected articles in the training split")
+        raise RouterError("router training needs both protected and unprotected articles in the training split")
     clf = LogisticRegression(C=c, class_weight="balanced", max_iter=3000, random_state=seed)
     clf.fit(features, positive.astype(int))
     return clf.coef_[0].astype(np.float32), float(clf.intercept_[0])

@@ -249,3 +249,20 @@ def test_router_step_trains_knn_classifier_only_with_enough_rows(trained, tmp_pa
     kinds = {Router.load(out, stem).kind for stem in stems}
     assert kinds == {"wa_threshold", "classifier", "ensemble", "knn_classifier"} and "router" in stems
     assert Router.load(out).kind == metrics["shipped"]
+
+
+def test_select_calibration_keeps_the_better_candidate_and_snaps_integer_labels():
+    from models.calibration import select_calibration
+
+    rng = np.random.default_rng(3)
+    truth = rng.integers(0, 10, size=(200, 2)).astype(float)
+    student = truth + rng.normal(0, 0.3, size=truth.shape)  # good
+    probe = truth + rng.normal(0, 3.0, size=truth.shape)  # poor: the blend should lean on the student
+    cal = select_calibration(student, probe, truth, 1.0, ["a", "b"], [0.5, 0.5], seed=1)
+    cross = cal.stats["cross_fit_mae"]
+    assert cal.stats["chosen"] == min(cross, key=cross.get) and set(cross) == {"student", "blend", "isotonic",
+                                                                               "blend+isotonic"}
+    assert cal.snap == [1.0, 1.0]  # rounding to whole points helps integer labels
+    assert cal.stats["snap_cross_fit"]["mae"] < cal.stats["mae_after"]
+    if cal.blend is not None:
+        assert min(cal.blend) >= 0.7
