@@ -7,6 +7,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from filters.errors import FiltersError
 from filters.spec import FilterSpec
@@ -61,7 +62,7 @@ def apply_caps(
     return out, overall, applied
 
 
-def weighted_averages(scores: np.ndarray | Sequence[Sequence[float]], weights: Sequence[float]) -> np.ndarray:
+def weighted_averages(scores: ArrayLike, weights: Sequence[float]) -> np.ndarray:
     """THE weighted average: rows of `scores` (n, n_dims) or one row (n_dims,) in the spec's dimension order, times
     `weights` (the spec's, which sum to 1), as float64. Every WA in the project (postfilter, probe, router, metrics,
     training, monitor) is computed here."""

@@ -100,10 +100,12 @@ class Router:
         assert self.cdf_p is not None and self.cdf_knn is not None
         return 0.5 * (cdf_rank(logits, self.cdf_p) + cdf_rank(knn, self.cdf_knn))
 
-    def statistic(self, features: np.ndarray | None, probe_wa: np.ndarray,
+    def statistic(self, features: np.ndarray | None, probe_wa: np.ndarray | None,
                   embeddings: np.ndarray | None = None) -> np.ndarray:
-        """The route score of each article (see the class docstring)."""
+        """The route score of each article (see the class docstring); `probe_wa` is needed by `wa_threshold` only."""
         if self.kind == "wa_threshold":
+            if probe_wa is None:
+                raise RouterError("a wa_threshold router needs the probe's weighted averages")
             return np.asarray(probe_wa, dtype=np.float64)
         if features is None or self.coef is None:
             raise RouterError(f"a {self.kind} router needs features (see router_features)")
@@ -131,8 +133,9 @@ class Router:
         """JSON + safetensors; the kNN bank (training embeddings, several MB) is written once per directory to
         `router_bank.safetensors` and shared by every router that uses it."""
         directory.mkdir(parents=True, exist_ok=True)
-        meta = {"kind": self.kind, "threshold": self.threshold, "protected_threshold": self.protected_threshold,
-                "intercept": self.intercept, "metrics": self.metrics}
+        meta: dict[str, Any] = {"kind": self.kind, "threshold": self.threshold,
+                                "protected_threshold": self.protected_threshold, "intercept": self.intercept,
+                                "metrics": self.metrics}
         paths = [directory / f"{stem}.json"]
         if self.coef is not None:
             tensors = {"coef": self.coef.astype(np.float32)}

@@ -32,7 +32,8 @@ class Reply:
 class Provider(Protocol):
     """Builds an HTTP request for a prompt and reads the reply; no I/O of its own."""
 
-    name: str
+    @property
+    def name(self) -> str: ...
 
     def request(self, prompt: str, model: str) -> tuple[str, dict[str, str], dict[str, Any]]: ...
 

@@ -287,7 +287,7 @@ class TrainRun:
         write_curve(self.out_dir, curves, meta)
         return self._record("curve", {k: v["operating_point"] for k, v in curves.items()} | {"timing": timing})
 
-    def _measure_costs(self, idx: np.ndarray, n: int = 128) -> dict[str, float]:
+    def _measure_costs(self, idx: np.ndarray, n: int = 128) -> dict[str, Any]:
         """Per-article wall clock of Stage 1 (probe + router on an embedding) and Stage 2 (student), measured."""
         student_dir = self.out_dir / "student"
         if not (student_dir / "student.json").is_file():
