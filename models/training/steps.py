@@ -11,13 +11,17 @@ from typing import Any
 
 import numpy as np
 from sklearn.model_selection import KFold
+from tqdm.auto import tqdm
 
 from filters.spec import FilterSpec
 from models.artifacts import MANIFEST, manifest_digest, sha256_file, write_manifest
 from models.calibration import Calibration, fit_snap, label_grid, select_calibration
 from models.embedding import Encoder
 from models.evaluation.curve import modelled_speedup, route_stats, sweep, write_curve
+from models.evaluation.reference import build_reference
+from models.evaluation.report import evaluate
 from models.metrics import mae, wa_mae
+from models.pipeline import FilterModels, Pipeline
 from models.probe import Probe, ProbeConfig, train_probe
 from models.router import Router, route_statistic
 from models.router_fit import RouterOptions, select_router
@@ -166,8 +170,6 @@ class TrainRun:
         s, x, y, opt = self.split, self.embeddings, self.data.labels, self.options
         oof = np.zeros((len(s.train), y.shape[1]), dtype=np.float32)
         fold_cfg = ProbeConfig(**{**asdict(opt.probe), "seeds": opt.probe.seeds[:1]})
-        from tqdm import tqdm
-
         folds = KFold(opt.folds, shuffle=True, random_state=opt.seed).split(s.train)
         arts = self.data.articles
         val_arts = [arts[i] for i in s.val]
@@ -311,10 +313,6 @@ class TrainRun:
     def step_evaluate(self, out: Path | None = None) -> dict[str, Any]:
         """Test-split evaluation through the pipeline objects (commerce gate and prefilter off); then the monitor's
         `reference.json` from the served test-split results, tied to the fingerprint of the final manifest."""
-        from models.evaluation.reference import build_reference
-        from models.evaluation.report import evaluate
-        from models.pipeline import FilterModels, Pipeline
-
         fm = FilterModels.load(self.spec, self.encoder, directory=self.out_dir)
         pipe = Pipeline(self.encoder, {self.spec.name: fm}, None, apply_prefilter=False)
         test = self.data.subset(self.split.test)
