@@ -29,8 +29,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from models.student import regression_loss  # noqa: E402
-from models.student_backbone import lora_model  # noqa: E402
+from models.student.backbone import lora_model  # noqa: E402
+from models.training.student import regression_loss  # noqa: E402
 
 N_DIMS = 8  # sustainability v1 dimensions
 # google/gemma-3-1b-pt config.json shape (text model); vocabulary and rope as published.

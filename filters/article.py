@@ -7,10 +7,12 @@ from typing import Any
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from filters.errors import FiltersError
+
 KNOWN_FIELDS = {"id", "title", "content", "text", "url", "source", "source_type", "language", "published"}
 
 
-class ArticleError(ValueError):
+class ArticleError(FiltersError, ValueError):
     """An article that cannot be scored; the message names the field and what to send instead."""
 
 

@@ -141,7 +141,7 @@ class CommerceFilter:
         if threshold is None:
             threshold = float(getattr(head, "threshold", 0.5)) if head is not None else 0.5
         if not 0.0 <= threshold <= 1.0:
-            raise ValueError(f"commerce threshold {threshold} must be between 0 and 1")
+            raise SpecError(f"commerce threshold {threshold} must be between 0 and 1; pass a probability")
         self.threshold = threshold
 
     def decide(self, article: Mapping[str, Any], probability: float | None = None, *, rules: bool = True) -> Decision:

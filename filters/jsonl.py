@@ -1,7 +1,12 @@
-"""The one strict JSONL reader: one JSON object per line, errors that name the file, the line and the fix."""
+"""JSON files: the one strict JSONL reader (errors name the file, the line and the fix) and the one atomic,
+strict JSON writer (NaN/inf become null) for state and reference files."""
 
 from __future__ import annotations
 
+import json
+import math
+import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -42,3 +47,27 @@ def read_objects(
     if not out and not allow_empty:
         raise error(f"{path}: no rows; the file is empty (pass {expected})")
     return out
+
+
+def json_safe(value: Any) -> Any:
+    """Replace NaN/inf by None, recursively, so the JSON is strict."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
+
+
+def write_json_atomic(path: Path, body: Any) -> None:
+    """JSON to `path` through a temporary file and rename (a reader never sees half a file; NaN/inf become null)."""
+    body = json_safe(body)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(body, fh, indent=1, allow_nan=False, default=str)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
+from numpy.typing import ArrayLike
+
+from filters.errors import FiltersError
 from filters.spec import FilterSpec
+
+
+class PostfilterError(FiltersError, ValueError):
+    """Scores that do not fit the filter's dimensions; the message names the missing ones."""
 
 
 @dataclass(frozen=True)
@@ -54,8 +62,37 @@ def apply_caps(
     return out, overall, applied
 
 
-def weighted_average(spec: FilterSpec, scores: Mapping[str, float]) -> float:
-    return math.fsum(scores[d.name] * d.weight for d in spec.dimensions)
+def weighted_averages(scores: ArrayLike, weights: Sequence[float]) -> np.ndarray:
+    """THE weighted average: rows of `scores` (n, n_dims) or one row (n_dims,) in the spec's dimension order, times
+    `weights` (the spec's, which sum to 1), as float64. Every WA in the project (postfilter, probe, router, metrics,
+    training, monitor) is computed here."""
+    w = np.asarray(weights, dtype=np.float64)
+    x = np.asarray(scores, dtype=np.float64)
+    if x.shape[-1:] != w.shape:
+        raise PostfilterError(f"scores have {x.shape[-1] if x.ndim else 0} dimensions but there are {len(w)} weights; "
+                         "pass scores in the spec's dimension order (spec.dimension_names)")
+    return x @ w
+
+
+def weighted_average(spec: FilterSpec | Mapping[str, float], scores: Mapping[str, float], *,
+                     partial: bool = False) -> float:
+    """The WA of one `{dimension: score}` mapping, by `weighted_averages`.
+
+    `spec` is a FilterSpec or a `{dimension: weight}` mapping. A dimension missing from `scores` is an error,
+    unless `partial=True`: then only the dimensions present count and their weights are renormalised to sum to 1
+    (the monitor compares records that may carry a subset); NaN when none of them has a positive weight.
+    """
+    weights = dict(zip(spec.dimension_names, spec.weights, strict=True)) if isinstance(spec, FilterSpec) else spec
+    if partial:
+        present = {d: float(w) for d, w in weights.items() if d in scores}
+        total = math.fsum(present.values())
+        if not present or total <= 0:
+            return float("nan")
+        weights = {d: w / total for d, w in present.items()}
+    missing = [d for d in weights if d not in scores]
+    if missing:
+        raise PostfilterError(f"scores lack dimensions {missing}; pass a score for every dimension of the filter")
+    return float(weighted_averages([float(scores[d]) for d in weights], list(weights.values())))
 
 
 def assign_tier(spec: FilterSpec, wa: float) -> str:
@@ -71,14 +108,15 @@ def postfilter(
     *,
     apply_gatekeepers: bool = True,
 ) -> Scored:
-    """The anchor's arithmetic (§1.3) plus content-type caps and penalties applied in code (§20.3).
+    """The weighted-average/gatekeeper/tier arithmetic of the system we rebuild, plus the spec's content-type caps
+    and penalties applied in code (the oracle prompt only describes them; docs/filters.md).
 
     Order: clamp to [0, 10] (non-finite → 0) → content-type/flag caps then penalty → WA → overall cap
     from the content type → gatekeepers (cap WA, dimension scores unchanged) → tier.
     """
     missing = [d for d in spec.dimension_names if d not in raw_scores]
     if missing:
-        raise ValueError(f"scores for filter {spec.key} lack dimensions {missing}")
+        raise PostfilterError(f"scores for filter {spec.key} lack dimensions {missing}; score every dimension")
     labels = ([content_type] if content_type else []) + list(flags)
     scores, overall_cap, caps_applied = apply_caps(spec, raw_scores, labels)
     wa = weighted_average(spec, scores)

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 from filters.spec import ExclusionCategory, FilterSpec, PrefilterRules, SpecError
 from filters.text import clean_text
 
-# Upper bound on the title length scanned by regexes (the anchor left titles unbounded: a ReDoS risk, §10).
+# Upper bound on the title length scanned by regexes (unbounded titles would let a crafted title stall the regexes).
 MAX_TITLE_CHARS = 500
 _REPEATS = (sre_constants.MAX_REPEAT, sre_constants.MIN_REPEAT)
 

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from filters.errors import FiltersError
+
 FILTERS_ROOT = Path(__file__).resolve().parent
 WEIGHT_TOLERANCE = 1e-6
 
 
-class SpecError(ValueError):
+class SpecError(FiltersError, ValueError):
     """A filter spec that cannot be used; the message names the file, the field and the fix."""
 
 
@@ -295,7 +298,12 @@ def available(root: Path = FILTERS_ROOT) -> dict[str, list[int]]:
 
 
 def resolve_spec(ref: str | Path, root: Path = FILTERS_ROOT) -> FilterSpec:
-    """Load a spec from a path, `name`, `name/vN` or `name:N`; a bare name takes the newest version."""
+    """Load a spec from a path, `name`, `name/vN` or `name:N`; a bare name takes the newest version.
+
+    For authoring: labelling, training, validation and prefilter evaluation work on the newest version (it may
+    have no trained artifacts yet). Anything that must agree with what the worker publishes (scoring, the monitor's
+    weights, the oracle spot-check) uses `resolve_served` instead. Reads the YAML on every call.
+    """
     ref_str = str(ref)
     candidate = Path(ref_str)
     # A path only when it looks like one: a bare name never resolves to a folder in the working directory.
@@ -318,18 +326,40 @@ def has_artifacts(spec: FilterSpec) -> bool:
     return (spec.artifacts_dir / "manifest.json").is_file()
 
 
+def _trained_paths(root: Path) -> tuple[Path, ...]:
+    """Every shipped `filter.yaml` whose version has trained artifacts (a manifest)."""
+    return tuple(p for p in spec_paths(root) if (p.parent / "artifacts" / "manifest.json").is_file())
+
+
 def trained_specs(root: Path = FILTERS_ROOT) -> dict[str, FilterSpec]:
     """Filter name → its newest version with trained artifacts: what a worker serves by default."""
     out: dict[str, FilterSpec] = {}
-    for path in spec_paths(root):
-        if (path.parent / "artifacts" / "manifest.json").is_file():
-            spec = load_spec(path)
-            if spec.name not in out or spec.version > out[spec.name].version:
-                out[spec.name] = spec
+    for path in _trained_paths(root):
+        spec = load_spec(path)
+        if spec.name not in out or spec.version > out[spec.name].version:
+            out[spec.name] = spec
     return out
 
 
 def resolve_served(ref: str | Path, root: Path = FILTERS_ROOT) -> FilterSpec:
-    """Like `resolve_spec`, but a bare name means the newest version that has trained artifacts (if any has)."""
-    served = trained_specs(root).get(str(ref))
+    """THE resolver for serving: the spec the worker scores with for `ref`.
+
+    A bare name means the newest version that has trained artifacts (the newest version when none has), so a
+    newer draft being labelled never changes what is served; `name/vN`, `name:N` and paths resolve like
+    `resolve_spec`. The YAML is parsed once per process for each reference and set of trained versions (a
+    newly trained version is picked up; an edit of an already loaded `filter.yaml` needs a restart or
+    `clear_served_cache()`).
+    """
+    root = Path(root)
+    return _served(str(ref), root, _trained_paths(root))
+
+
+@lru_cache(maxsize=256)
+def _served(ref: str, root: Path, trained: tuple[Path, ...]) -> FilterSpec:
+    served = trained_specs(root).get(ref) if trained else None
     return served if served is not None else resolve_spec(ref, root)
+
+
+def clear_served_cache() -> None:
+    """Forget the specs `resolve_served` parsed (after editing a `filter.yaml` in a running process)."""
+    _served.cache_clear()

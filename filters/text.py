@@ -8,7 +8,7 @@ import unicodedata
 from collections.abc import Mapping
 from typing import Any
 
-# Zero-width and invisible formatting characters (anchor §2 text_cleaning: U+200B/C/D, FEFF, 2060, 180E) plus
+# Zero-width and invisible formatting characters (U+200B/C/D, FEFF, 2060, 180E, as the anchor's text cleaning) plus
 # soft hyphen and word joiners that break regex word boundaries.
 _ZERO_WIDTH = "\u200b\u200c\u200d\ufeff\u2060\u180e\u00ad\u2061\u2062\u2063\u2064"
 # Bidirectional control marks: LRM/RLM/ALM, embeddings/overrides and isolates.

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import random
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -12,15 +11,18 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from filters.postfilter import weighted_average
 from filters.spec import FilterSpec
 from filters.text import clean_article
+from models.embedding import Encoder
+from models.errors import ModelsError
 
 BUCKETS = ("needle", "disagreement", "uncertain", "high")
 DEFAULT_SPLIT = {"high": 0.4, "uncertain": 0.25, "disagreement": 0.2, "needle": 0.15}
 ARTICLE_FIELDS = ("id", "title", "text", "url", "source", "source_type", "published", "language")
 
 
-class ActiveError(ValueError):
+class ActiveError(ModelsError, ValueError):
     """An active-learning input that cannot be used; the message says what to pass instead."""
 
 
@@ -45,7 +47,7 @@ def parse_split(text: str) -> dict[str, float]:
 
 @dataclass(frozen=True)
 class SelectConfig:
-    """Where the oracle's labels help most (anchor §12, §20.20).
+    """Where the oracle's labels help most (docs/oracle.md, `distillery active select`).
 
     high: final WA ≥ `min_wa`; uncertain: probe WA within ±`band` of `edge` (default: the spec's protected tier
     edge, where routing and tier mistakes happen); disagreement: |student WA − probe WA| ≥ `disagreement`
@@ -85,7 +87,7 @@ class Selection:
 def _wa(spec: FilterSpec, scores: Mapping[str, Any] | None) -> float | None:
     if not scores or any(d not in scores for d in spec.dimension_names):
         return None
-    return math.fsum(float(scores[d]) * w for d, w in zip(spec.dimension_names, spec.weights, strict=True))
+    return weighted_average(spec, {d: float(scores[d]) for d in spec.dimension_names})
 
 
 def candidates(spec: FilterSpec, results: Iterable[Mapping[str, Any]]) -> list[Candidate]:
@@ -184,7 +186,7 @@ def with_articles(selections: Sequence[Selection], articles: Iterable[Mapping[st
     return rows, missing
 
 
-# -- embedding screening (anchor ADR-011) --------------------------------------------------------------------
+# -- embedding screening (seed centroid) ---------------------------------------------------------------------
 def _unit(x: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(x, axis=1, keepdims=True)
     return x / np.where(norms > 0, norms, 1.0)
@@ -199,8 +201,6 @@ def screen(seeds: Sequence[Mapping[str, Any]], corpus: Sequence[Mapping[str, Any
     if top_k < 1:
         raise ActiveError(f"--top-k must be at least 1, got {top_k}")
     if encoder is None:
-        from models.embedding import Encoder
-
         encoder = Encoder.shared()
     centroid = _unit(_unit(encoder.encode([clean_article(s) for s in seeds])).mean(axis=0, keepdims=True))[0]
     skip = {str(s.get("id")) for s in seeds} | set(exclude)

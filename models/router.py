@@ -1,4 +1,6 @@
-"""Stage-1 → Stage-2 routers: the anchor's probe-WA threshold (baseline), classifiers P(WA ≥ edge), kNN memories."""
+"""Stage-1 → Stage-2 routers at inference: the probe-WA threshold (baseline), classifiers P(WA ≥ edge), kNN memories.
+
+Fitting and choosing a router (training only) is `models.router_fit`."""
 
 from __future__ import annotations
 
@@ -9,7 +11,9 @@ from typing import Any, Literal
 
 import numpy as np
 from safetensors.numpy import load_file, save_file
-from sklearn.linear_model import LogisticRegression
+
+from filters.postfilter import weighted_averages
+from models.errors import ModelsError
 
 ROUTER_CONFIG = "router.json"
 ROUTER_WEIGHTS = "router.safetensors"
@@ -19,20 +23,14 @@ KNN_STATS_K = 20  # neighbours behind the knn_classifier's neighbourhood statist
 KNN_STATS = 8  # number of those statistics (columns appended to router_features)
 
 
+class RouterError(ModelsError, ValueError):
+    """A router asked to score without the inputs its kind needs, or trained on one-class data."""
+
+
 def router_features(standardised: np.ndarray, probe_scores: np.ndarray, weights: list[float]) -> np.ndarray:
     """Classifier input: the probe-standardised embedding, the probe's scores and WA (scaled to ~unit range)."""
-    wa = probe_scores @ np.asarray(weights, dtype=np.float32)
+    wa = weighted_averages(probe_scores, weights).astype(np.float32)
     return np.hstack([standardised, probe_scores / 5.0 - 1.0, (wa / 5.0 - 1.0)[:, None]]).astype(np.float32)
-
-
-def choose_operating_point(scores: np.ndarray, positive: np.ndarray, max_fn: float) -> float:
-    """Highest threshold t such that the share of positives with score < t stays ≤ `max_fn` (route if score ≥ t)."""
-    pos = np.sort(np.asarray(scores, dtype=np.float64)[np.asarray(positive, dtype=bool)])
-    if len(pos) == 0:
-        return float(np.min(scores)) if len(scores) else 0.0
-    allowed = int(np.floor(max_fn * len(pos)))  # positives we may lose
-    # route iff score >= t; losing `allowed` positives means t = the (allowed)-th smallest positive score
-    return float(pos[allowed]) if allowed < len(pos) else float(pos[-1])
 
 
 def knn_max_wa(embeddings: np.ndarray, bank: np.ndarray, bank_wa: np.ndarray, k: int = KNN_K) -> np.ndarray:
@@ -69,11 +67,6 @@ def knn_features(embeddings: np.ndarray, bank: np.ndarray, bank_wa: np.ndarray, 
     return (out / 5.0 - 1.0).astype(np.float32)
 
 
-def empirical_cdf(values: np.ndarray, n: int = 201) -> np.ndarray:
-    """Quantile breakpoints of `values` (to turn a statistic into a rank in [0, 1] with np.interp)."""
-    return np.quantile(np.asarray(values, dtype=np.float64), np.linspace(0, 1, n)).astype(np.float32)
-
-
 def cdf_rank(values: np.ndarray, breakpoints: np.ndarray) -> np.ndarray:
     return np.interp(values, breakpoints, np.linspace(0, 1, len(breakpoints)))
 
@@ -107,24 +100,26 @@ class Router:
         assert self.cdf_p is not None and self.cdf_knn is not None
         return 0.5 * (cdf_rank(logits, self.cdf_p) + cdf_rank(knn, self.cdf_knn))
 
-    def statistic(self, features: np.ndarray | None, probe_wa: np.ndarray,
+    def statistic(self, features: np.ndarray | None, probe_wa: np.ndarray | None,
                   embeddings: np.ndarray | None = None) -> np.ndarray:
-        """The route score of each article (see the class docstring)."""
+        """The route score of each article (see the class docstring); `probe_wa` is needed by `wa_threshold` only."""
         if self.kind == "wa_threshold":
+            if probe_wa is None:
+                raise RouterError("a wa_threshold router needs the probe's weighted averages")
             return np.asarray(probe_wa, dtype=np.float64)
         if features is None or self.coef is None:
-            raise ValueError(f"a {self.kind} router needs features (see router_features)")
+            raise RouterError(f"a {self.kind} router needs features (see router_features)")
         features = np.asarray(features, dtype=np.float64)
         if self.kind == "knn_classifier":
             if embeddings is None or self.bank is None or self.bank_wa is None:
-                raise ValueError("a knn_classifier router needs the raw embeddings and its training bank")
+                raise RouterError("a knn_classifier router needs the raw embeddings and its training bank")
             features = np.hstack([features, knn_features(embeddings, self.bank, self.bank_wa,
                                                          self.protected_threshold)])
         logits = features @ self.coef.astype(np.float64) + self.intercept
         if self.kind in ("classifier", "knn_classifier"):
             return 1.0 / (1.0 + np.exp(-logits))
         if embeddings is None or self.bank is None or self.bank_wa is None:
-            raise ValueError("an ensemble router needs the raw embeddings and its training bank")
+            raise RouterError("an ensemble router needs the raw embeddings and its training bank")
         return self.ensemble_statistic(logits, knn_max_wa(embeddings, self.bank, self.bank_wa))
 
     def needs_stage2(self, statistic: np.ndarray) -> np.ndarray:
@@ -138,8 +133,9 @@ class Router:
         """JSON + safetensors; the kNN bank (training embeddings, several MB) is written once per directory to
         `router_bank.safetensors` and shared by every router that uses it."""
         directory.mkdir(parents=True, exist_ok=True)
-        meta = {"kind": self.kind, "threshold": self.threshold, "protected_threshold": self.protected_threshold,
-                "intercept": self.intercept, "metrics": self.metrics}
+        meta: dict[str, Any] = {"kind": self.kind, "threshold": self.threshold,
+                                "protected_threshold": self.protected_threshold, "intercept": self.intercept,
+                                "metrics": self.metrics}
         paths = [directory / f"{stem}.json"]
         if self.coef is not None:
             tensors = {"coef": self.coef.astype(np.float32)}
@@ -174,63 +170,11 @@ class Router:
 def route_statistic(router: Router, probe: Any, embeddings: np.ndarray, probe_scores: np.ndarray,
                     weights: list[float]) -> np.ndarray:
     """The router's statistic for raw embeddings and the probe's scores (features built as the router needs)."""
-    wa = np.asarray(probe_scores, dtype=np.float64) @ np.asarray(weights, dtype=np.float64)
+    wa = weighted_averages(probe_scores, weights)
     if router.kind == "wa_threshold":
         return router.statistic(None, wa)
     feats = router_features(probe.standardise(embeddings), probe_scores, weights)
     return router.statistic(feats, wa, embeddings)
-
-
-def fit_classifier(
-    features: np.ndarray, positive: np.ndarray, c: float = 0.05, seed: int = 0
-) -> tuple[np.ndarray, float]:
-    """L2 logistic regression, balanced classes (positives are rare); returns (coef, intercept)."""
-    if positive.all() or not positive.any():
-        raise ValueError("router training needs both protected and unprotected articles in the training split")
-    clf = LogisticRegression(C=c, class_weight="balanced", max_iter=3000, random_state=seed)
-    clf.fit(features, positive.astype(int))
-    return clf.coef_[0].astype(np.float32), float(clf.intercept_[0])
-
-
-def oof_router_scores(features: np.ndarray, positive: np.ndarray, embeddings: np.ndarray, wa: np.ndarray,
-                      folds: int = 5, c: float = 0.05, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Out-of-fold classifier logits and kNN max WA over a training set (each row scored by the other folds),
-    for choosing operating points on predictions the router did not see."""
-    from sklearn.model_selection import StratifiedKFold
-
-    logits, knn = np.zeros(len(features)), np.zeros(len(features))
-    bank = normalise(embeddings)
-    skf = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-    for tr, te in skf.split(features, positive.astype(int)):
-        coef, b = fit_classifier(features[tr], positive[tr], c, seed)
-        logits[te] = features[te].astype(np.float64) @ coef + b
-        knn[te] = knn_max_wa(embeddings[te], bank[tr], wa[tr])
-    return logits, knn
-
-
-def oof_knn_classifier(features: np.ndarray, embeddings: np.ndarray, wa: np.ndarray, protected: float,
-                       margin: float = 0.5, folds: int = 5, c: float = 0.01,
-                       seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
-    """The knn_classifier on a training set: out-of-fold neighbourhood statistics (each row against the other
-    folds' articles), out-of-fold probabilities of P(WA ≥ protected − margin) from a head fitted on the other folds,
-    and the head fitted on all rows. Returns (oof_probability, oof_knn_features, coef, intercept)."""
-    from sklearn.model_selection import StratifiedKFold
-
-    positive = wa >= protected
-    soft = wa >= protected - margin
-    bank = normalise(embeddings)
-    knn = np.zeros((len(features), KNN_STATS), dtype=np.float32)
-    splits = list(StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed).split(features,
-                                                                                          positive.astype(int)))
-    for tr, te in splits:
-        knn[te] = knn_features(embeddings[te], bank[tr], wa[tr], protected)
-    full = np.hstack([features, knn]).astype(np.float32)
-    prob = np.zeros(len(features))
-    for tr, te in splits:
-        coef, b = fit_classifier(full[tr], soft[tr], c, seed)
-        prob[te] = 1.0 / (1.0 + np.exp(-(full[te].astype(np.float64) @ coef + b)))
-    coef, b = fit_classifier(full, soft, c, seed)
-    return prob, knn, coef, b
 
 
 def normalise(embeddings: np.ndarray) -> np.ndarray:

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from filters.postfilter import weighted_average
 from filters.spec import SpecError, resolve_served
 from monitoring.alerts import Cooldown
 from monitoring.config import MonitorConfig
@@ -21,14 +22,7 @@ def weighted(scores: Mapping[str, float], weights: Mapping[str, float] | None) -
     >>> weighted({"a": 2.0, "b": 6.0}, None)
     4.0
     """
-    if not scores:
-        return float("nan")
-    if weights:
-        pairs = [(float(v), float(weights[k])) for k, v in scores.items() if k in weights]
-        total = sum(w for _, w in pairs)
-        if pairs and total > 0:
-            return sum(v * w for v, w in pairs) / total
-    return sum(float(v) for v in scores.values()) / len(scores)
+    return weighted_average(weights or dict.fromkeys(scores, 1.0), scores, partial=True)
 
 
 def spec_weights(filter_name: str) -> dict[str, float] | None:

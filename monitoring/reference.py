@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from filters.jsonl import json_safe, write_json_atomic  # noqa: F401 - re-exported for monitor and cli
+from models.evaluation.reference import summarise_results
 from monitoring.errors import MonitorReferenceError
 
 REFERENCE_FILE = "reference.json"
@@ -103,49 +103,10 @@ class Reference:
         """Build the reference from the results of scoring the evaluation split (Result objects or dicts).
 
         Call at training time with `Pipeline.score_batch` output on the test split, so the monitor compares
-        production with what the same cascade served on held-out data.
+        production with what the same cascade served on held-out data. The statistics are
+        `models.evaluation.reference.summarise_results` (training writes the file without importing monitoring).
         """
-        wa: list[float] = []
-        scores: dict[str, list[float]] = {}
-        residuals: list[float] = []
-        stages = {"prefilter": 0, "stage1": 0, "stage2": 0}
-
-        def get(r: Any, name: str) -> Any:
-            return r.get(name) if isinstance(r, Mapping) else getattr(r, name, None)
-
-        def weighted(values: Mapping[str, float]) -> float:
-            pairs = [(float(values[k]), w) for k, w in weights.items() if k in values]
-            total = sum(w for _, w in pairs)
-            return sum(v * w for v, w in pairs) / total if total else float("nan")
-
-        for r in results:
-            stage = get(r, "stage")
-            if stage not in stages:
-                continue
-            stages[stage] += 1
-            if stage == "prefilter":
-                continue
-            wa.append(float(get(r, "weighted_average")))
-            if stage == "stage2":
-                served = get(r, "scores") or {}
-                for dim, value in served.items():
-                    scores.setdefault(str(dim), []).append(float(value))
-                probe = get(r, "probe_scores")
-                if probe:
-                    residuals.append(weighted(served) - weighted(probe))
-        residuals = [x for x in residuals if math.isfinite(x)]
-        mean = sum(residuals) / len(residuals) if len(residuals) >= 2 else None
-        std = (math.sqrt(sum((x - mean) ** 2 for x in residuals) / (len(residuals) - 1))
-               if mean is not None else None)
-        scored = stages["stage1"] + stages["stage2"]
-        total = scored + stages["prefilter"]
-        rates = {}
-        if scored:
-            rates["escalation"] = stages["stage2"] / scored
-        if total:
-            rates["prefilter_block"] = stages["prefilter"] / total
-        return cls(weighted_average=wa, scores=scores, residual_mean=mean, residual_std=std,
-                   fingerprint=fingerprint, rates=rates, heldout_mae=heldout_mae)
+        return cls(**asdict(summarise_results(results, weights, fingerprint, heldout_mae)))
 
     @classmethod
     def for_artifacts(cls, artifacts_dir: str | Path) -> Reference | None:
@@ -175,27 +136,3 @@ class Reference:
             "rates": self.rates,
             "heldout_mae": self.heldout_mae,
         }
-
-
-def json_safe(value: Any) -> Any:
-    """Replace NaN/inf by None, recursively, so the JSON is strict."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    return value
-
-
-def write_json_atomic(path: Path, body: Any) -> None:
-    """JSON to `path` through a temporary file and rename (NaN/inf become null)."""
-    body = json_safe(body)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(body, fh, indent=1, allow_nan=False, default=str)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

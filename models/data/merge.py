@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from models.data.rows import parse_time, read_rows, write_rows
+from models.data.rows import DataFileError, parse_time, read_rows, write_rows
 
 
 def merge(inputs: Sequence[str | Path], output: str | Path, filter_name: str | None = None) -> dict[str, Any]:
@@ -41,7 +41,7 @@ def merge(inputs: Sequence[str | Path], output: str | Path, filter_name: str | N
             else:
                 best[ident] = (rank, order, row)
     if len(filters) > 1:
-        raise ValueError(
+        raise DataFileError(
             f"inputs hold labels of several filters {sorted(filters)}; pass --filter NAME to keep one of them"
         )
     merged = [row for _, _, row in sorted(best.values(), key=lambda t: t[1])]

@@ -5,25 +5,26 @@ from __future__ import annotations
 import json
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from filters.spec import FilterSpec
+from filters.timeutil import now_iso
 from models.artifacts import sha256_file
 from models.data.dedupe import TitleRule, find_duplicates
 from models.data.report import label_stats
 from models.data.rows import parse_time, read_rows, write_rows
 from models.data.validate import Degenerate, problem
+from models.errors import ModelsError
 from models.training.data import Dataset, to_article
 from models.training.split import split_dataset
 
 SPLITS = ("train", "val", "test")
 
 
-class PrepareError(ValueError):
+class PrepareError(ModelsError, ValueError):
     """A label set that cannot be split; the message says what is missing."""
 
 
@@ -79,7 +80,7 @@ def prepare(spec: FilterSpec, input_path: str | Path, out_dir: str | Path,
             f"duplicates {dict(duplicates)}); 80/10/10 needs at least 10"
         )
     split = split_dataset(_dataset(spec, rows), spec.weights, seed=config.seed, fractions=config.fractions)
-    prepared_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    prepared_at = now_iso()
     part_of = {int(i): name for name in SPLITS for i in getattr(split, name).tolist()}
     prepared: list[dict[str, Any]] = []
     for idx, (line, row) in enumerate(kept):

@@ -12,12 +12,14 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from filters.jsonl import read_objects
+from filters.timeutil import TimestampError, parse_iso
+from models.errors import ModelsError
 
 _WORD_RE = re.compile(r"\w+", re.UNICODE)
 _TRACKING = ("utm_", "fbclid", "gclid", "mc_cid", "mc_eid", "ref", "rss", "cmpid", "ocid")
 
 
-class DataFileError(ValueError):
+class DataFileError(ModelsError, ValueError):
     """A label file that cannot be read; the message names the file and line and what to do."""
 
 
@@ -66,8 +68,7 @@ def parse_time(value: Any) -> datetime:
     """An `analyzed_at` timestamp as an aware datetime; missing or unreadable sorts oldest."""
     if isinstance(value, str) and value:
         try:
-            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
+            return parse_iso(value)
+        except TimestampError:
             return datetime.min.replace(tzinfo=UTC)
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
     return datetime.min.replace(tzinfo=UTC)

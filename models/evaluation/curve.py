@@ -54,7 +54,7 @@ def write_curve(directory: Path, curves: dict[str, dict[str, Any]], meta: dict[s
     json_path = directory / CURVE_JSON
     json_path.write_text(json.dumps({**meta, "routers": curves}, indent=2) + "\n")
     png_path = directory / CURVE_PNG
-    import matplotlib
+    import matplotlib  # lazy: plotting only when the curve is drawn (matplotlib is slow to import)
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

@@ -10,55 +10,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy.stats import spearmanr
 
-from filters.postfilter import postfilter
-from filters.spec import FilterSpec
+from filters.postfilter import weighted_averages
 from models.evaluation.curve import route_stats
+from models.metrics import mae, regression_metrics
 from models.pipeline import Pipeline, Stage2Request
 from models.records import Prepared, Result
 from models.router import Router, route_statistic
 from models.training.data import Dataset
-
-
-def _tiers(spec: FilterSpec, scores: np.ndarray) -> list[str]:
-    dims = spec.dimension_names
-    return [postfilter(spec, dict(zip(dims, row, strict=True))).tier for row in scores]
-
-
-def bootstrap_ci(per_row: np.ndarray, n_boot: int = 1000, seed: int = 0) -> list[float]:
-    """95 % percentile bootstrap interval of the mean of `per_row`."""
-    if len(per_row) == 0:
-        return [float("nan"), float("nan")]
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(per_row), size=(n_boot, len(per_row)))
-    means = per_row[idx].mean(1)
-    return [float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))]
-
-
-def regression_metrics(spec: FilterSpec, pred: np.ndarray, ref: np.ndarray, *, n_boot: int = 1000,
-                       seed: int = 0) -> dict[str, Any]:
-    """MAE/RMSE over all dimensions, WA MAE (plain weighted average), per-dimension MAE, tier accuracy
-    (postfilter tiers, gatekeepers included), Spearman of WA, bootstrap 95 % CI of MAE."""
-    pred = np.clip(np.asarray(pred, dtype=np.float64), 0, 10)
-    ref = np.asarray(ref, dtype=np.float64)
-    w = np.asarray(spec.weights)
-    err = np.abs(pred - ref)
-    wa_p, wa_r = pred @ w, ref @ w
-    rho = spearmanr(wa_p, wa_r).statistic if len(ref) > 2 else float("nan")
-    tiers_p, tiers_r = _tiers(spec, pred), _tiers(spec, ref)
-    return {
-        "n": int(len(ref)),
-        "mae": float(err.mean()),
-        "mae_ci95": bootstrap_ci(err.mean(1), n_boot, seed),
-        "rmse": float(np.sqrt(((pred - ref) ** 2).mean())),
-        "wa_mae": float(np.abs(wa_p - wa_r).mean()),
-        "wa_mae_ci95": bootstrap_ci(np.abs(wa_p - wa_r), n_boot, seed),
-        "per_dimension": {d: float(err[:, i].mean()) for i, d in enumerate(spec.dimension_names)},
-        "tier_accuracy": float(np.mean([a == b for a, b in zip(tiers_p, tiers_r, strict=True)])),
-        "spearman_wa": float(rho),
-        "mean_bias_wa": float((wa_p - wa_r).mean()),
-    }
 
 
 def _alternatives(fm_dir: Path) -> list[Router]:
@@ -66,13 +25,41 @@ def _alternatives(fm_dir: Path) -> list[Router]:
     return [Router.load(fm_dir, p.stem) for p in sorted(fm_dir.glob("router_*.json"))]
 
 
+class _RecordingStudent:
+    """The filter's loaded student, recording the raw outputs `Pipeline.stage2` asks it for, so the report can
+    show the student alone and Stage 2 before the snap without a second student pass or a copy of Stage 2."""
+
+    def __init__(self, student: Any) -> None:
+        self.student = student
+        self.raw: list[np.ndarray] = []
+
+    def predict(self, articles: Sequence[Mapping[str, Any]], batch_size: int = 16) -> np.ndarray:
+        out = self.student.predict(articles, batch_size=batch_size)
+        self.raw.append(np.asarray(out))
+        return out
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.student, name)
+
+
+def _scores(results: Sequence[Result], dims: Sequence[str]) -> np.ndarray:
+    """Served scores of results as an (n, n_dims) array in `dims` order."""
+    return np.array([[r.scores[d] for d in dims] for r in results], dtype=np.float64).reshape(len(results), len(dims))
+
+
 def evaluate(pipeline: Pipeline, filter_name: str, data: Dataset, *, n_boot: int = 1000, seed: int = 0,
              artifacts_dir: Path | None = None, results_out: list[Result] | None = None) -> dict[str, Any]:
-    """Score `data` with the pipeline's objects (commerce gate and prefilter should be off so every row is scored)
-    and report probe, student, hybrid and calibration sections plus measured timings. The hybrid path's `Result`
-    records (what the stream would publish) are appended to `results_out` when given."""
+    """Score `data` through the pipeline (`prepare`, `probe_scores`, `route`, `stage2`; commerce gate and prefilter
+    should be off so every row is scored) and report probe, student, hybrid and calibration sections plus measured
+    timings. The hybrid path's `Result` records (what the stream would publish) are appended to `results_out`.
+
+    Sections: `probe` (the probe's continuous output), `probe_served` (what Stage 1 serves, when snapped),
+    `student` (Stage 2 as served: `Pipeline.stage2` on every article), `student_alone` (the raw student),
+    `student_unsnapped` (Stage 2 before the label-grid snap), `hybrid` (route + Stage 2 on the routed share).
+    """
     fm = pipeline.filters[filter_name]
     spec = fm.spec
+    dims = spec.dimension_names
     t0 = time.perf_counter()
     items = pipeline.prepare(data.articles)
     t_embed = time.perf_counter() - t0
@@ -80,7 +67,7 @@ def evaluate(pipeline: Pipeline, filter_name: str, data: Dataset, *, n_boot: int
     index = {a["id"]: i for i, a in enumerate(data.articles)}
     rows = np.array([index[p.article["id"]] for p in prepared], dtype=int)
     ref = data.labels[rows]
-    positive = ref @ np.asarray(spec.weights) >= spec.protected_threshold
+    positive = weighted_averages(ref, spec.weights) >= spec.protected_threshold
     emb = np.stack([p.embedding for p in prepared]) if prepared else np.zeros((0, pipeline.encoder.dimension))
 
     t0 = time.perf_counter()
@@ -98,25 +85,21 @@ def evaluate(pipeline: Pipeline, filter_name: str, data: Dataset, *, n_boot: int
     hybrid_pred = fm.calibration.stage1(probe_scores)  # what Stage 1 serves (snapped to the label grid if kept)
     if fm.calibration.probe_snap and any(fm.calibration.probe_snap):
         report["probe_served"] = regression_metrics(spec, hybrid_pred, ref, n_boot=n_boot, seed=seed)
+    served = np.zeros((0, len(dims)))
     if fm.student is not None:
-        t0 = time.perf_counter()
-        student_raw = fm.student.predict([p.article for p in prepared])
-        raw = fm.calibration.combine(student_raw, probe_scores)
-        cal = fm.calibration.apply(raw)
-        timing["stage2_all_s"] = time.perf_counter() - t0
-        # `student`: the Stage-2 output as the pipeline produces it (student, blended with the probe if the
-        # calibration step chose to, then isotonic); `student_alone`: the raw student, clamped
-        report["student"] = regression_metrics(spec, cal, ref, n_boot=n_boot, seed=seed)
+        served, student_raw = _stage2_on_all(pipeline, filter_name, prepared, probe_scores, stat, timing)
+        report["student"] = regression_metrics(spec, served, ref, n_boot=n_boot, seed=seed)
         report["student"]["blend"] = fm.calibration.blend
         report["student_alone"] = regression_metrics(spec, student_raw, ref, n_boot=n_boot, seed=seed)
-        before = float(np.abs(np.clip(raw, 0, 10) - ref).mean())
+        raw = fm.calibration.combine(student_raw, probe_scores)
+        before = mae(np.clip(raw, 0, 10), ref)
         snapped = bool(fm.calibration.snap and any(fm.calibration.snap))
         if snapped:  # the same Stage-2 output before rounding to the label grid, for comparison
             report["student_unsnapped"] = regression_metrics(spec, replace(fm.calibration, snap=None).apply(raw), ref,
                                                              n_boot=n_boot, seed=seed)
         report["calibration"] = {
             "applied": fm.calibration.applied or snapped, "mae_before": before,
-            "mae_after": float(np.abs(cal - ref).mean()) if fm.calibration.applied or snapped else before,
+            "mae_after": report["student"]["mae"] if fm.calibration.applied or snapped else before,
             "isotonic": fm.calibration.applied, "snap": fm.calibration.snap, "probe_snap": fm.calibration.probe_snap,
             "fitted_on": fm.calibration.stats.get("fitted_on", "val"),
             "selection": {k: fm.calibration.stats.get(k) for k in ("mae_before", "mae_after", "n_check",
@@ -129,12 +112,12 @@ def evaluate(pipeline: Pipeline, filter_name: str, data: Dataset, *, n_boot: int
         results = {r.article_id: r for r in out if not isinstance(r, Stage2Request)}
         results.update({r.article_id: r for r in pipeline.stage2(requests)})
         timing["hybrid_s"] = time.perf_counter() - t0
-        dims = spec.dimension_names
-        hybrid_pred = np.array([[results[p.article["id"]].scores[d] for d in dims] for p in prepared])
+        ordered = [results[str(p.article["id"])] for p in prepared]
+        hybrid_pred = _scores(ordered, dims)
         stage2_ids = {r.article["id"] for r in requests}
         routed = np.array([p.article["id"] in stage2_ids for p in prepared], dtype=bool)
         if results_out is not None:
-            results_out.extend(results[p.article["id"]] for p in prepared)
+            results_out.extend(ordered)
     else:
         if results_out is not None:  # no student: every article is served its probe scores (stage1)
             results_out.extend(r for r in pipeline.route(prepared, filter_name) if isinstance(r, Result))
@@ -146,9 +129,9 @@ def evaluate(pipeline: Pipeline, filter_name: str, data: Dataset, *, n_boot: int
     hybrid["fn_rate"] = float((positive & ~routed).sum() / n_pos) if n_pos else 0.0
     hybrid["stage2_share"] = float(routed.mean()) if len(routed) else 0.0
     if fm.student is not None:
-        # "model mode" (anchor §7.3): protected by the Stage-2 output itself; measures what the hybrid loses
-        # relative to running Stage 2 on everything
-        pos_s = cal @ np.asarray(spec.weights) >= spec.protected_threshold
+        # "model mode": protected by the Stage-2 output itself; measures what the hybrid loses relative to
+        # running Stage 2 on everything
+        pos_s = weighted_averages(served, spec.weights) >= spec.protected_threshold
         hybrid["fn_rate_vs_stage2"] = float((pos_s & ~routed).sum() / pos_s.sum()) if pos_s.any() else 0.0
         hybrid["n_protected_by_stage2"] = int(pos_s.sum())
     if "hybrid_s" in timing:
@@ -169,27 +152,25 @@ def evaluate(pipeline: Pipeline, filter_name: str, data: Dataset, *, n_boot: int
     return report
 
 
-def build_reference(spec: FilterSpec, results: Sequence[Result], oracle: Mapping[str, Sequence[float]],
-                    fingerprint: str) -> Any:
-    """The monitor's reference (`monitoring.reference.Reference`) from the served test-split results.
+def _stage2_on_all(pipeline: Pipeline, filter_name: str, prepared: Sequence[Prepared], probe_scores: np.ndarray,
+                   stat: np.ndarray, timing: dict[str, float]) -> tuple[np.ndarray, np.ndarray]:
+    """Every article through `Pipeline.stage2` (as if the router sent all of them), timed into `timing`.
 
-    `oracle` maps article id → oracle scores (spec dimension order); `heldout_mae` is the served WA (postfilter
-    included) against the oracle's postfiltered WA, as the live oracle spot-check measures it. The prefilter is
-    off in evaluation, so no prefilter-block rate is recorded (it would read 0 and alarm on every block).
-    """
-    from monitoring.reference import Reference
-
-    dims = spec.dimension_names
-    missing = [r.article_id for r in results if r.article_id not in oracle]
-    if missing:
-        raise ValueError(f"reference for {spec.key}: no oracle scores for {len(missing)} results (e.g. {missing[0]!r})")
-    oracle_wa = [postfilter(spec, dict(zip(dims, map(float, oracle[r.article_id]), strict=True))).weighted_average
-                 for r in results]
-    served = [r.weighted_average for r in results]
-    heldout = float(np.mean(np.abs(np.asarray(served) - np.asarray(oracle_wa)))) if served else None
-    ref = Reference.from_results(results, dict(zip(dims, spec.weights, strict=True)), fingerprint, heldout)
-    ref.rates.pop("prefilter_block", None)
-    return ref
+    Returns the served Stage-2 scores and the student's raw outputs (recorded during that same pass)."""
+    fm = pipeline.filters[filter_name]
+    dims = fm.spec.dimension_names
+    recorder = _RecordingStudent(fm.student)
+    probe_wa = weighted_averages(probe_scores, fm.spec.weights)
+    requests = [Stage2Request(p.article, fm.spec.name, fm.spec.version, dict(zip(dims, map(float, probe_scores[i]),
+                                                                                  strict=True)),
+                              float(probe_wa[i]), float(stat[i]), time.time()) for i, p in enumerate(prepared)]
+    recording = Pipeline(pipeline.encoder, {**pipeline.filters, filter_name: replace(fm, student=recorder)},
+                         pipeline.commerce, apply_prefilter=pipeline.apply_prefilter)
+    t0 = time.perf_counter()
+    results = recording.stage2(requests)
+    timing["stage2_all_s"] = time.perf_counter() - t0
+    raw = np.concatenate(recorder.raw) if recorder.raw else np.zeros((0, len(dims)))
+    return _scores(results, dims), raw
 
 
 def to_markdown(report: dict[str, Any]) -> str:
@@ -230,7 +211,7 @@ def to_markdown(report: dict[str, Any]) -> str:
 
 def write_plots(report: dict[str, Any], directory: Path, preds: dict[str, np.ndarray] | None = None) -> list[Path]:
     """Per-dimension MAE bar chart (probe vs student); more plots come with the routing curve."""
-    import matplotlib
+    import matplotlib  # lazy: plotting only when plots are asked for (matplotlib is slow to import)
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

@@ -10,12 +10,13 @@ from dataclasses import dataclass
 
 import httpx
 
+from models.errors import ModelsError
 from models.oracle.providers import Provider, Reply, ReplyShapeError
 
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504, 520, 522, 524, 529}
 
 
-class OracleCallError(RuntimeError):
+class OracleCallError(ModelsError, RuntimeError):
     """A call that failed for good (non-retryable status, or retries exhausted); `kind` is for the summary."""
 
     def __init__(self, kind: str, message: str, attempts: int) -> None:

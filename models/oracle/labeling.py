@@ -8,7 +8,6 @@ import time
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,8 @@ from tqdm import tqdm
 
 from filters.jsonl import read_objects
 from filters.spec import FilterSpec
+from filters.timeutil import now_iso
+from models.errors import ModelsError
 from models.oracle.cache import OracleCache, cache_key
 from models.oracle.client import OracleCallError, OracleClient
 from models.oracle.pricing import Price
@@ -27,7 +28,7 @@ from models.oracle.validation import OracleLabel, OracleResponseError, extract_j
 ARTICLE_FIELDS = ("id", "title", "text", "url", "source", "published", "language")
 
 
-class LabelingError(ValueError):
+class LabelingError(ModelsError, ValueError):
     """An input that stops the whole run (missing file, unreadable line); the message names it."""
 
 
@@ -67,7 +68,8 @@ class _Tally:
 
 
 def utc_now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """Now in the one timestamp format (`filters.timeutil`)."""
+    return now_iso()
 
 
 def read_jsonl(path: Path, *, tolerate_partial_tail: bool = False) -> list[dict[str, Any]]:

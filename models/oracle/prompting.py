@@ -16,7 +16,7 @@ COMPRESSION_MARK = "\n\n[...content compressed...]\n\n"
 
 
 def prompt_hash(text: str) -> str:
-    """First 12 hex of the SHA-256 of the prompt file's text (anchor §1.3 provenance)."""
+    """First 12 hex of the SHA-256 of the prompt file's text (recorded with every label as provenance)."""
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
 
 
@@ -60,7 +60,7 @@ def article_text(article: Mapping[str, Any]) -> str:
 
 
 def compress_words(text: str, max_words: int | None, head_share: float = 0.7) -> str:
-    """Keep the first 70 % and last 30 % of `max_words` words when the text is longer (anchor §3)."""
+    """Keep the first 70 % and last 30 % of `max_words` words when the text is longer (lead and conclusion)."""
     words = text.split()
     if not max_words or len(words) <= max_words:
         return text

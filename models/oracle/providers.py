@@ -6,15 +6,17 @@ import os
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from models.errors import ModelsError
+
 TEMPERATURE = 0.3
 MAX_OUTPUT_TOKENS = 4096
 
 
-class ProviderError(ValueError):
+class ProviderError(ModelsError, ValueError):
     """A provider that cannot be used as configured (unknown name, missing key); the message says what to set."""
 
 
-class ReplyShapeError(ValueError):
+class ReplyShapeError(ModelsError, ValueError):
     """A 200 response whose body does not have the provider's documented shape."""
 
 
@@ -30,7 +32,8 @@ class Reply:
 class Provider(Protocol):
     """Builds an HTTP request for a prompt and reads the reply; no I/O of its own."""
 
-    name: str
+    @property
+    def name(self) -> str: ...
 
     def request(self, prompt: str, model: str) -> tuple[str, dict[str, str], dict[str, Any]]: ...
 
@@ -90,7 +93,7 @@ class Gemini:
             "responseMimeType": "application/json",
         }
         if model.startswith("gemini-2.5"):
-            config["thinkingConfig"] = {"thinkingBudget": 0}  # thinking added ~80 % output cost (anchor §3)
+            config["thinkingConfig"] = {"thinkingBudget": 0}  # thinking tokens are billed as output
         body = {"contents": [{"role": "user", "parts": [{"text": prompt}]}], "generationConfig": config}
         headers = {"Content-Type": "application/json", "x-goog-api-key": self.api_key}
         return f"{self.base_url.rstrip('/')}/models/{model}:generateContent", headers, body

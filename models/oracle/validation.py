@@ -11,12 +11,13 @@ from typing import Any
 
 from filters.postfilter import apply_caps
 from filters.spec import FilterSpec
+from models.errors import ModelsError
 
 _FENCE_RE = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL | re.IGNORECASE)
 _RESERVED = {"content_type", "content_flags"}
 
 
-class OracleResponseError(ValueError):
+class OracleResponseError(ModelsError, ValueError):
     """A reply that is not a usable label; `kind` groups errors in the run summary."""
 
     def __init__(self, kind: str, message: str) -> None:

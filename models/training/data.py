@@ -10,12 +10,14 @@ from typing import Any
 import numpy as np
 
 from filters.jsonl import read_objects
+from filters.postfilter import weighted_averages
 from filters.spec import FilterSpec
 from filters.text import clean_article
 from models.artifacts import sha256_file
+from models.errors import ModelsError
 
 
-class DataError(ValueError):
+class DataError(ModelsError, ValueError):
     """A data file that cannot be used for training or evaluation; the message names the file and line."""
 
 
@@ -43,7 +45,8 @@ class Dataset:
                        self.data_hash)
 
     def weighted_averages(self, weights: list[float]) -> np.ndarray:
-        return self.labels @ np.asarray(weights, dtype=np.float64)
+        """The oracle WA of every row (`filters.postfilter.weighted_averages`, no gatekeepers)."""
+        return weighted_averages(self.labels, weights)
 
     @property
     def ids(self) -> list[str]:

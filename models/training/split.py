@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.model_selection import train_test_split
 
-from models.training.data import Dataset
+from models.training.data import DataError, Dataset
 
 WA_BINS = (1.0, 2.0, 3.0, 4.0, 5.0, 6.0)
 
@@ -59,7 +59,7 @@ def split_dataset(data: Dataset, weights: list[float], seed: int = 42,
     wa = data.weighted_averages(weights)[heads]
     n = len(heads)
     if n < 10:
-        raise ValueError(f"{data.source}: {n} distinct articles are too few to split 80/10/10; give at least 10")
+        raise DataError(f"{data.source}: {n} distinct articles are too few to split 80/10/10; give at least 10")
     strata = _strata(wa_bins(wa), min_count=10)
     holdout = fractions[1] + fractions[2]
     strat = strata if min(np.bincount(strata)[np.unique(strata)]) >= 2 else None

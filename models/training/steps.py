@@ -11,24 +11,23 @@ from typing import Any
 
 import numpy as np
 from sklearn.model_selection import KFold
+from tqdm.auto import tqdm
 
 from filters.spec import FilterSpec
 from models.artifacts import MANIFEST, manifest_digest, sha256_file, write_manifest
-from models.calibration import Calibration, fit_blend, fit_isotonic, fit_snap, label_grid, snap_to_grid
+from models.calibration import Calibration, fit_snap, label_grid, select_calibration
 from models.embedding import Encoder
-from models.evaluation.curve import route_stats, sweep, write_curve
+from models.evaluation.curve import modelled_speedup, route_stats, sweep, write_curve
+from models.evaluation.reference import build_reference
+from models.evaluation.report import evaluate
+from models.metrics import mae, wa_mae
+from models.pipeline import FilterModels, Pipeline
 from models.probe import Probe, ProbeConfig, train_probe
-from models.router import (
-    Router,
-    choose_operating_point,
-    empirical_cdf,
-    fit_classifier,
-    normalise,
-    oof_knn_classifier,
-    oof_router_scores,
-    route_statistic,
-    router_features,
-)
+from models.router import Router, route_statistic
+from models.router_fit import RouterOptions, select_router
+from models.student.config import StudentConfig
+from models.student.model import Student
+from models.training import student as student_training
 from models.training.cache import EmbeddingCache, cache_dir
 from models.training.data import Dataset, load_dataset
 from models.training.split import Split, split_dataset
@@ -51,7 +50,7 @@ class TrainOptions:
     knn_router_margin: float = 0.5  # the knn_classifier learns P(WA ≥ protected edge − margin)
     knn_router_min_train: int = 1000  # fewer training rows: no knn_classifier (20-NN statistics would be noise)
     fn_margin: float = 0.75  # choose the operating point at margin × the FN target (few positives: be conservative)
-    student: Any | None = None  # models.student.StudentConfig; None = its defaults
+    student: StudentConfig | None = None  # None = its defaults
     train_student: bool = True  # False: keep an existing artifacts/student/ (or none)
     student_overrides: dict[str, Any] = field(default_factory=dict)  # e.g. {"epochs": 1} on top of the config
     n_boot: int = 1000
@@ -171,8 +170,6 @@ class TrainRun:
         s, x, y, opt = self.split, self.embeddings, self.data.labels, self.options
         oof = np.zeros((len(s.train), y.shape[1]), dtype=np.float32)
         fold_cfg = ProbeConfig(**{**asdict(opt.probe), "seeds": opt.probe.seeds[:1]})
-        from tqdm import tqdm
-
         folds = KFold(opt.folds, shuffle=True, random_state=opt.seed).split(s.train)
         arts = self.data.articles
         val_arts = [arts[i] for i in s.val]
@@ -185,74 +182,35 @@ class TrainRun:
         probe = train_probe(x[s.train], y[s.train], x[s.val], y[s.val], self.spec.dimension_names, self.spec.weights,
                             opt.probe, [arts[i] for i in s.train], val_arts)
         probe.save(self.out_dir)
-        w = np.asarray(self.spec.weights)
         metrics = {**probe.metrics, "seconds": round(time.perf_counter() - t0, 1),
-                   "oof_train_mae": float(np.abs(oof - y[s.train]).mean()),
-                   "oof_train_wa_mae": float(np.abs(oof @ w - y[s.train] @ w).mean())}
+                   "oof_train_mae": mae(oof, y[s.train]),
+                   "oof_train_wa_mae": wa_mae(oof, y[s.train], self.spec.weights)}
         return self._record("probe", metrics)
 
     def step_router(self) -> dict[str, Any]:
-        """Baseline (probe WA), classifier, kNN-ensemble and kNN-feature classifier routers; operating points
-        chosen on out-of-fold train predictions + val (more protected articles than val alone), at `fn_margin` ×
-        the spec's FN target. The router with the smallest Stage-2 share on that pool is shipped as `router`, the
-        others beside it."""
+        """Train every router kind and ship the one with the smallest Stage-2 share on the selection pool
+        (`models.router_fit.select_router`); the others are saved beside it for the reports."""
         s, x, opt = self.split, self.embeddings, self.options
         probe = Probe.load(self.out_dir)
         oof = np.load(self.workdir / "probe_oof.npy")
         val_scores = probe.predict(x[s.val], self.articles(s.val))
-        w = self.spec.weights
-        wa_all = self.data.weighted_averages(w)
-        pos_tr, pos_va = self.positive(s.train), self.positive(s.val)
-        pool_pos = np.concatenate([pos_tr, pos_va])
-        target = self.spec.hybrid.max_false_negative_rate * opt.fn_margin
-        pt = self.spec.protected_threshold
-
-        wa_pool = np.concatenate([oof @ np.asarray(w), probe.weighted_average(val_scores)])
-        base = Router("wa_threshold", choose_operating_point(wa_pool, pool_pos, target), pt)
-        f_tr = router_features(probe.standardise(x[s.train]), oof, w)
-        f_va = router_features(probe.standardise(x[s.val]), val_scores, w)
-        oof_logit, oof_knn = oof_router_scores(f_tr, pos_tr, x[s.train], wa_all[s.train], opt.folds, opt.router_c,
-                                               opt.seed)
-        coef, b = fit_classifier(f_tr, pos_tr, opt.router_c, opt.seed)
-        clf = Router("classifier", 0.0, pt, coef, b)
-        clf_pool = np.concatenate([1 / (1 + np.exp(-oof_logit)), clf.statistic(f_va, None)])
-        clf = clf.with_threshold(choose_operating_point(clf_pool, pool_pos, target))
-        ens = Router("ensemble", 0.0, pt, coef, b, bank=normalise(x[s.train]).astype(np.float16),
-                     bank_wa=wa_all[s.train].astype(np.float16), cdf_p=empirical_cdf(oof_logit),
-                     cdf_knn=empirical_cdf(oof_knn))
-        ens_pool = np.concatenate([ens.ensemble_statistic(oof_logit, oof_knn),
-                                   ens.statistic(f_va, None, x[s.val])])
-        ens = ens.with_threshold(choose_operating_point(ens_pool, pool_pos, target))
-        pools = {"wa_threshold": wa_pool, "classifier": clf_pool, "ensemble": ens_pool}
-        routers = [base, clf, ens]
-        if len(s.train) >= opt.knn_router_min_train:
-            kprob, _, kcoef, kb = oof_knn_classifier(f_tr, x[s.train], wa_all[s.train], pt, opt.knn_router_margin,
-                                                     opt.folds, opt.knn_router_c, opt.seed)
-            kc = Router("knn_classifier", 0.0, pt, kcoef, kb, bank=ens.bank, bank_wa=ens.bank_wa)
-            pools["knn_classifier"] = np.concatenate([kprob, kc.statistic(f_va, None, x[s.val])])
-            routers.append(kc.with_threshold(choose_operating_point(pools["knn_classifier"], pool_pos, target)))
-
-        metrics: dict[str, Any] = {"fn_target": self.spec.hybrid.max_false_negative_rate, "fn_selection": target,
-                                   "selection_pool": {"n": int(len(pool_pos)), "protected": int(pool_pos.sum())}}
-        if "knn_classifier" in pools:
-            metrics["knn_classifier_target"] = pt - opt.knn_router_margin
-        for r in routers:
-            stat = pools[r.kind]
-            r.metrics = {"selection": route_stats(stat, pool_pos, r.threshold),
-                         "val": route_stats(stat[len(pos_tr):], pos_va, r.threshold)}
-            metrics[r.kind] = r.metrics
-        chosen = min(routers, key=lambda r: r.metrics["selection"]["stage2_share"])
+        wa_all = self.data.weighted_averages(self.spec.weights)
+        options = RouterOptions(c=opt.router_c, knn_c=opt.knn_router_c, knn_margin=opt.knn_router_margin,
+                                knn_min_train=opt.knn_router_min_train, fn_margin=opt.fn_margin, folds=opt.folds,
+                                seed=opt.seed)
+        sel = select_router(probe, self.spec.weights, self.spec.protected_threshold,
+                            self.spec.hybrid.max_false_negative_rate, x[s.train], x[s.val], oof, val_scores,
+                            wa_all[s.train], wa_all[s.val], options)
         for old in self.out_dir.glob("router*"):
             old.unlink()
-        chosen.save(self.out_dir, "router")
-        for r in routers:
-            if r is not chosen:
-                r.save(self.out_dir, "router_baseline" if r is base else f"router_{r.kind}")
-        metrics["shipped"] = chosen.kind
-        return self._record("router", metrics)
+        sel.chosen.save(self.out_dir, "router")
+        for r in sel.routers:
+            if r is not sel.chosen:
+                r.save(self.out_dir, "router_baseline" if r is sel.baseline else f"router_{r.kind}")
+        return self._record("router", sel.metrics)
 
     def step_student(self) -> dict[str, Any]:
-        """Train the Stage-2 student through models.student (or keep the one already in artifacts/student/)."""
+        """Train the Stage-2 student through models.training.student (or keep the one already in artifacts/student/)."""
         student_dir = self.out_dir / "student"
         if not self.options.train_student:
             if (student_dir / "student.json").is_file():
@@ -260,8 +218,6 @@ class TrainRun:
                 return self._record("student", {"kept_existing": True, **{k: meta.get(k) for k in ("best_epoch",)},
                                                 "val": meta.get("metrics", {}).get("val")})
             return self._record("student", {"skipped": True})
-        from models.student import StudentConfig, train_student
-
         s = self.split
         config = self.options.student
         if config is None and (student_dir / "student.json").is_file():
@@ -270,7 +226,7 @@ class TrainRun:
         config = config or StudentConfig()
         if self.options.student_overrides:
             config = StudentConfig.from_dict({**config.as_dict(), **self.options.student_overrides})
-        metrics = train_student(self.spec, self.rows(s.train), self.rows(s.val), student_dir, config)
+        metrics = student_training.train_student(self.spec, self.rows(s.train), self.rows(s.val), student_dir, config)
         return self._record("student", {"trained": True, **{k: v for k, v in metrics.items() if k != "history"}})
 
     def _student_raw(self, idx: np.ndarray, name: str) -> np.ndarray | None:
@@ -278,8 +234,6 @@ class TrainRun:
         student_dir = self.out_dir / "student"
         if not (student_dir / "student.json").is_file():
             return None
-        from models.student import Student
-
         student = Student.load(student_dir)
         key = student.fingerprint()["adapter_sha256"]
         path = self.workdir / f"student_{name}_{key}.npy"
@@ -304,37 +258,10 @@ class TrainRun:
             cal.probe_snap = probe_snap if any(probe_snap) else None
             cal.save(self.out_dir)
             return self._record("calibrate", {"applied": False, "note": "no student", "probe_snap": cal.probe_snap})
-        rng = np.random.default_rng(self.options.seed)
-        order = rng.permutation(len(s.val))
-        halves = (order[: len(order) // 2], order[len(order) // 2:])
-        oof = {k: np.zeros_like(yv, dtype=np.float64) for k in ("student", "blend", "blend+isotonic", "isotonic")}
-        for a, b in (halves, halves[::-1]):
-            alpha = np.asarray(fit_blend(raw[a], probe[a], yv[a]))
-            mix_a, mix_b = alpha * raw[a] + (1 - alpha) * probe[a], alpha * raw[b] + (1 - alpha) * probe[b]
-            oof["student"][b] = np.clip(raw[b], 0, 10)
-            oof["blend"][b] = np.clip(mix_b, 0, 10)
-            oof["blend+isotonic"][b] = fit_isotonic(mix_a, yv[a], dims).apply(mix_b)
-            oof["isotonic"][b] = fit_isotonic(raw[a], yv[a], dims).apply(raw[b])
-        cross = {k: float(np.abs(v - yv).mean()) for k, v in oof.items()}
-        best = min(cross, key=cross.__getitem__)
-        snap = fit_snap(oof[best], yv, grid)
-        snapped = snap_to_grid(oof[best], snap)
-        blend = fit_blend(raw, probe, yv) if best.startswith("blend") else None
-        base = (np.asarray(blend) * raw + (1 - np.asarray(blend)) * probe) if blend is not None else raw
-        iso = best.endswith("isotonic")
-        cal = fit_isotonic(base, yv, dims) if iso else Calibration.identity(dims)
-        cal.applied, cal.blend, cal.snap = iso, blend, (snap if any(snap) else None)
+        cal = select_calibration(raw, probe, yv, grid, dims, self.spec.weights, self.options.seed)
         cal.probe_snap = probe_snap if any(probe_snap) else None
-        w = np.asarray(self.spec.weights)
-        cal.stats = {"fitted_on": "val", "n_fit": int(len(raw)), "selection": "2-fold cross-fit on val",
-                     "cross_fit_mae": cross, "chosen": best,
-                     "mae_before": cross["blend" if blend is not None else "student"], "mae_after": cross[best],
-                     "n_check": int(len(raw)), "label_grid": grid,
-                     "snap_cross_fit": {"mae": float(np.abs(snapped - yv).mean()),
-                                        "wa_mae_before": float(np.abs((oof[best] - yv) @ w).mean()),
-                                        "wa_mae_after": float(np.abs((snapped - yv) @ w).mean())}}
         cal.save(self.out_dir)
-        return self._record("calibrate", {"applied": cal.applied, "blend": blend, "snap": cal.snap,
+        return self._record("calibrate", {"applied": cal.applied, "blend": cal.blend, "snap": cal.snap,
                                           "probe_snap": cal.probe_snap, **cal.stats})
 
     def step_curve(self) -> dict[str, Any]:
@@ -351,8 +278,6 @@ class TrainRun:
             stat = route_statistic(r, probe, x[s.test], scores, self.spec.weights)
             op = route_stats(stat, pos, r.threshold)
             if timing:
-                from models.evaluation.curve import modelled_speedup
-
                 op["speedup_modelled"] = modelled_speedup(op["stage2_share"], timing["stage1_s_per_article"],
                                                           timing["stage2_s_per_article"])
             curves[r.kind] = {"shipped": stem == "router", "operating_point": op,
@@ -364,13 +289,11 @@ class TrainRun:
         write_curve(self.out_dir, curves, meta)
         return self._record("curve", {k: v["operating_point"] for k, v in curves.items()} | {"timing": timing})
 
-    def _measure_costs(self, idx: np.ndarray, n: int = 128) -> dict[str, float]:
+    def _measure_costs(self, idx: np.ndarray, n: int = 128) -> dict[str, Any]:
         """Per-article wall clock of Stage 1 (probe + router on an embedding) and Stage 2 (student), measured."""
         student_dir = self.out_dir / "student"
         if not (student_dir / "student.json").is_file():
             return {}
-        from models.student import Student
-
         student = Student.load(student_dir)
         sub = idx[:n]
         arts = [self.data.articles[i] for i in sub]
@@ -390,9 +313,6 @@ class TrainRun:
     def step_evaluate(self, out: Path | None = None) -> dict[str, Any]:
         """Test-split evaluation through the pipeline objects (commerce gate and prefilter off); then the monitor's
         `reference.json` from the served test-split results, tied to the fingerprint of the final manifest."""
-        from models.evaluation.report import build_reference, evaluate
-        from models.pipeline import FilterModels, Pipeline
-
         fm = FilterModels.load(self.spec, self.encoder, directory=self.out_dir)
         pipe = Pipeline(self.encoder, {self.spec.name: fm}, None, apply_prefilter=False)
         test = self.data.subset(self.split.test)
@@ -400,10 +320,9 @@ class TrainRun:
         report = evaluate(pipe, self.spec.name, test, n_boot=self.options.n_boot, artifacts_dir=self.out_dir,
                           results_out=results)
         report["split"] = "test"
-        y_te, w = self.data.labels[self.split.test], np.asarray(self.spec.weights)
-        mean = self.data.labels[self.split.train].mean(0)
-        report["mean_predictor"] = {"mae": float(np.abs(y_te - mean).mean()),
-                                    "wa_mae": float(np.abs((y_te - mean) @ w).mean()),
+        y_te = self.data.labels[self.split.test]
+        mean = np.broadcast_to(self.data.labels[self.split.train].mean(0), y_te.shape)
+        report["mean_predictor"] = {"mae": mae(mean, y_te), "wa_mae": wa_mae(mean, y_te, self.spec.weights),
                                     "note": "train-split mean of every dimension, scored on the test split"}
         (out or self.out_dir / "test_report.json").write_text(json.dumps(report, indent=2) + "\n")
         summary = {k: {m: report[k][m] for m in ("mae", "wa_mae", "tier_accuracy", "spearman_wa")}

@@ -186,3 +186,24 @@ def test_helpers_match_postfilter():
     assert weighted_average(spec, scores) == pytest.approx(6.45)
     assert assign_tier(spec, 7.4999) == "promising"
     assert assign_tier(spec, 0.0) == "not_relevant"
+
+
+def test_one_weighted_average_for_rows_mappings_and_partial_records():
+    import numpy as np
+
+    from filters.postfilter import PostfilterError, weighted_averages
+
+    spec = resolve_spec("sustainability")
+    rows = np.array([[float(i) for i in range(len(spec.dimension_names))], [2.0] * len(spec.dimension_names)])
+    vec = weighted_averages(rows, spec.weights)
+    assert vec[1] == pytest.approx(2.0)
+    assert weighted_average(spec, dict(zip(spec.dimension_names, rows[0], strict=True))) == pytest.approx(vec[0])
+    assert weighted_averages(rows[0], spec.weights) == pytest.approx(vec[0])  # one row
+    with pytest.raises(PostfilterError, match="2 dimensions but there are"):
+        weighted_averages(rows[:, :2], spec.weights)
+    # partial: the dimensions present, weights renormalised (the monitor's records); NaN when none is present
+    assert weighted_average({"a": 0.75, "b": 0.25}, {"a": 4.0}, partial=True) == pytest.approx(4.0)
+    assert weighted_average({"a": 0.75, "b": 0.25}, {"a": 4.0, "b": 8.0}) == pytest.approx(5.0)
+    assert math.isnan(weighted_average({"a": 1.0}, {"z": 1.0}, partial=True))
+    with pytest.raises(PostfilterError, match=r"lack dimensions \['b'\]"):
+        weighted_average({"a": 0.75, "b": 0.25}, {"a": 4.0})

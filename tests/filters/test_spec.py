@@ -268,3 +268,32 @@ def test_a_bare_name_is_served_from_its_newest_trained_version(spec_root):
     assert {k: s.version for k, s in trained_specs(spec_root).items()} == {"tiny": 1}
     assert resolve_served("tiny", root=spec_root).version == 1
     assert resolve_served("tiny/v2", root=spec_root).version == 2  # an explicit version is kept
+
+
+def test_resolve_served_parses_once_and_follows_newly_trained_versions(spec_root, monkeypatch):
+    import filters.spec as spec_mod
+
+    spec_mod.clear_served_cache()
+    calls = []
+    real_load = spec_mod.load_spec
+    monkeypatch.setattr(spec_mod, "load_spec", lambda path: calls.append(path) or real_load(path))
+    first = spec_mod.resolve_served("tiny", root=spec_root)
+    assert spec_mod.resolve_served("tiny", root=spec_root) is first and len(calls) == 1  # cached, not re-parsed
+    (spec_root / "tiny" / "v1" / "artifacts").mkdir()
+    (spec_root / "tiny" / "v1" / "artifacts" / "manifest.json").write_text("{}")
+    assert spec_mod.resolve_served("tiny", root=spec_root).version == 1  # a new trained version is picked up
+    spec_mod.clear_served_cache()
+    assert spec_mod.resolve_served("tiny", root=spec_root).version == 1
+
+
+def test_spotcheck_scores_the_oracle_with_the_served_spec(monkeypatch):
+    """The spot-check's WA for oracle scores uses what the worker serves (resolve_served), not the newest draft."""
+    import filters.spec as spec_mod
+    from monitoring import spotcheck
+
+    seen = []
+    served = spec_mod.resolve_spec("sustainability")
+    monkeypatch.setattr(spec_mod, "resolve_served", lambda ref: seen.append(ref) or served)
+    scores = dict.fromkeys(served.dimension_names, 4.0)
+    assert spotcheck.spec_weighted("sustainability", scores) == pytest.approx(4.0)
+    assert seen == ["sustainability"]

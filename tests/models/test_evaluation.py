@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from model_helpers import FakeStudent, synthetic_rows, write_jsonl
 
-from models.evaluation.report import bootstrap_ci, evaluate, regression_metrics, to_markdown
+from models.evaluation.report import evaluate, to_markdown
+from models.metrics import bootstrap_ci, regression_metrics
 from models.pipeline import FilterModels, Pipeline
 from models.training.data import load_dataset
 

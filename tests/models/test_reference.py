@@ -10,7 +10,7 @@ import pytest
 from filters.postfilter import postfilter
 from models.artifacts import MANIFEST, verify_artifacts
 from models.calibration import Calibration
-from models.evaluation.report import build_reference
+from models.evaluation.reference import build_reference
 from models.pipeline import FilterModels, Pipeline
 from models.probe import Probe
 from models.records import Result

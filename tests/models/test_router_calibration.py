@@ -17,7 +17,8 @@ from models.calibration import (
     snap_to_grid,
 )
 from models.evaluation.curve import route_stats, sweep
-from models.router import Router, choose_operating_point, fit_classifier, router_features
+from models.router import Router, router_features
+from models.router_fit import choose_operating_point, empirical_cdf, fit_classifier, oof_knn_classifier
 
 
 def test_operating_point_respects_fn_budget():
@@ -131,7 +132,7 @@ def test_missing_calibration_file_is_identity(tmp_path):
 
 
 def test_ensemble_router_uses_knn_memory(tmp_path):
-    from models.router import empirical_cdf, knn_max_wa, normalise, route_statistic
+    from models.router import knn_max_wa, normalise, route_statistic
 
     rng = np.random.default_rng(4)
     emb = rng.normal(size=(200, 8)).astype(np.float32)
@@ -196,7 +197,7 @@ def test_knn_features_are_neighbourhood_statistics():
 
 
 def test_knn_classifier_router_learns_the_soft_target_and_round_trips(tmp_path):
-    from models.router import normalise, oof_knn_classifier, route_statistic
+    from models.router import normalise, route_statistic
 
     rng = np.random.default_rng(5)
     emb = rng.normal(size=(300, 8)).astype(np.float32)
@@ -248,3 +249,20 @@ def test_router_step_trains_knn_classifier_only_with_enough_rows(trained, tmp_pa
     kinds = {Router.load(out, stem).kind for stem in stems}
     assert kinds == {"wa_threshold", "classifier", "ensemble", "knn_classifier"} and "router" in stems
     assert Router.load(out).kind == metrics["shipped"]
+
+
+def test_select_calibration_keeps_the_better_candidate_and_snaps_integer_labels():
+    from models.calibration import select_calibration
+
+    rng = np.random.default_rng(3)
+    truth = rng.integers(0, 10, size=(200, 2)).astype(float)
+    student = truth + rng.normal(0, 0.3, size=truth.shape)  # good
+    probe = truth + rng.normal(0, 3.0, size=truth.shape)  # poor: the blend should lean on the student
+    cal = select_calibration(student, probe, truth, 1.0, ["a", "b"], [0.5, 0.5], seed=1)
+    cross = cal.stats["cross_fit_mae"]
+    assert cal.stats["chosen"] == min(cross, key=cross.get) and set(cross) == {"student", "blend", "isotonic",
+                                                                               "blend+isotonic"}
+    assert cal.snap == [1.0, 1.0]  # rounding to whole points helps integer labels
+    assert cal.stats["snap_cross_fit"]["mae"] < cal.stats["mae_after"]
+    if cal.blend is not None:
+        assert min(cal.blend) >= 0.7

@@ -10,17 +10,12 @@ import numpy as np
 import pytest
 import torch
 
+from models.metrics import mae_report
 from models.recipe import Recipe
-from models.student import (
-    Student,
-    StudentConfig,
-    StudentError,
-    encode_articles,
-    regression_loss,
-    sample_weights,
-    train_student,
-)
-from models.student_backbone import set_pooling
+from models.student.backbone import StudentError, set_pooling
+from models.student.config import StudentConfig
+from models.student.model import Student, encode_articles
+from models.training.student import regression_loss, sample_weights, train_student
 
 WORDS = ["solar", "wind", "grid", "storage", "policy", "carbon", "market", "pilot", "deployed", "study",
          "battery", "heat", "pump", "steel", "cement", "hydrogen", "finance", "city", "farm", "ocean"]
@@ -202,8 +197,6 @@ def test_top_layer_training_with_cached_bottom_matches_full_inference(base_fixtu
                                                                       request):
     """Training only the top layer on cached lower-layer outputs gives an adapter whose full-model val MAE is the
     one measured during training, and whose LoRA lives only in the top layer."""
-    from models.student import mae_report
-
     base_dir = request.getfixturevalue(base_fixture)
     out = tmp_path / "student"
     val = _articles(6, seed=1)

