@@ -18,13 +18,13 @@ from models.artifacts import MANIFEST, manifest_digest, sha256_file, write_manif
 from models.calibration import Calibration, fit_snap, label_grid, select_calibration
 from models.embedding import Encoder
 from models.evaluation.curve import modelled_speedup, route_stats, sweep, write_curve
-from models.evaluation.reference import build_reference
 from models.evaluation.report import evaluate
 from models.metrics import mae, wa_mae
 from models.pipeline import FilterModels, Pipeline
 from models.probe import Probe, ProbeConfig, train_probe
 from models.router import Router, route_statistic
 from models.router_fit import RouterOptions, select_router
+from models.served_reference import build_reference
 from models.student.config import StudentConfig
 from models.student.model import Student
 from models.training import student as student_training
