@@ -130,6 +130,12 @@ def test_a_replayed_article_is_processed_again_never_blocked_as_its_own_duplicat
     assert (blocked["article_id"], blocked["decision"], blocked["reason"], blocked["duplicate_of"]) == (
         "r2", "duplicate", "duplicate", "r1")
     assert len(blocked["content_hash"]) == 64
+    # the metric label is the bounded reason; the hash lives in the record only
+    from streams.app import metrics
+
+    labels = {sample.labels.get("reason") for family in metrics().blocked_total.collect() for sample in family.samples
+              if sample.labels.get("kind") == "duplicate"}
+    assert labels == {"duplicate"}
 
 
 def test_a_message_whose_output_is_refused_is_dead_lettered_and_the_others_are_sent():
