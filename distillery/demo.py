@@ -24,7 +24,6 @@ from filters.spec import resolve_spec
 from monitoring.report import demo_summary
 from streams.broker import BrokerError, EmbeddedBroker, free_port
 from streams.clients import Message, produce_lines, read_lines, read_topics
-from streams.monitor_env import monitor_state_path_from_env
 from streams.settings import Settings
 from streams.topics import Topics
 
@@ -235,7 +234,7 @@ def _student_hint(filters: list[str]) -> str:
 
 def _monitor_state_path() -> Path | None:
     """A demo-only monitor state file (not the production one), emptied before the run."""
-    path = monitor_state_path_from_env().with_name("demo_monitor_state.json")
+    path = Settings.from_env().monitor.state_path().with_name("demo_monitor_state.json")
     path.unlink(missing_ok=True)
     return path
 

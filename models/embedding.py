@@ -9,7 +9,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import numpy as np
 
@@ -66,7 +66,6 @@ def _model_version(model_id: str) -> str:
 
 
 def _load_sentence_transformer(model_id: str, max_tokens: int) -> SentenceModel:
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from sentence_transformers import SentenceTransformer
 
     if model_id == DEFAULT_MODEL_ID:
@@ -87,7 +86,7 @@ def _load_sentence_transformer(model_id: str, max_tokens: int) -> SentenceModel:
             f"in {MODEL_ENV} or the filter config, or unset it to use the bundled {DEFAULT_MODEL_ID}"
         ) from None
     model.max_seq_length = max_tokens
-    return model
+    return cast(SentenceModel, model)
 
 
 class Encoder:

@@ -32,7 +32,7 @@ def evaluate(
 
     typer.echo(f"evaluate {spec.key}: loading the pipeline ({'probe and router' if no_student else 'with student'})",
                err=True)
-    pipe = Pipeline.load([str(spec.path)], with_student=not no_student, commerce=False)
+    pipe = Pipeline.load([str(spec.path)], with_student=not no_student, stage1_only=no_student, commerce=False)
     pipe.apply_prefilter = False
     typer.echo(f"evaluate {spec.key}: scoring {len(dataset.articles)} articles (embedding, probe, router"
                f"{'' if no_student else ', student'}), then {bootstrap} bootstrap resamples", err=True)

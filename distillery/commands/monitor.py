@@ -12,7 +12,7 @@ from filters.jsonl import read_objects
 from monitoring.reference import json_safe
 from monitoring.report import print_report
 from monitoring.state import load_state
-from streams.monitor_env import monitor_config_from_env, monitor_state_path_from_env
+from streams.settings import Settings
 
 monitor_app = typer.Typer(help="Drift monitoring: detector states and alerts.", no_args_is_help=True)
 
@@ -39,13 +39,13 @@ def report(
     if replay is not None:
         records = _read_records(replay)
         names = sorted({str(r["filter"]) for r in records if r.get("filter")})
-        monitor = Monitor.from_artifacts(names, config=monitor_config_from_env(), strict=False)
+        monitor = Monitor.from_artifacts(names, config=Settings.from_env().monitor.config(), strict=False)
         monitor.observe_many(records)
         data = monitor.state()
         if write_state is not None:
             monitor.save_state(write_state)
     else:
-        data = load_state(state or monitor_state_path_from_env())  # StateError: one line, exit 2
+        data = load_state(state or Settings.from_env().monitor.state_path())  # StateError: one line, exit 2
     if as_json:
         typer.echo(json.dumps(json_safe(data), indent=1, default=str, allow_nan=False))
         return

@@ -10,7 +10,8 @@ import typer
 
 from distillery.commands._kafka import broker_errors, settings
 from distillery.errors import fail
-from models.batch import format_summary, publish_file, score_file
+from models.batch import format_summary, score_file
+from streams.backfill import publish_file
 
 
 def load_pipeline(filters: list[str] | None, device: str | None = None) -> Any:
