@@ -19,15 +19,22 @@ class SecurityError(ValueError):
 
 
 class SecuritySettings(Protocol):
-    """The fields of streams.settings.Settings this module reads."""
+    """The fields of streams.settings.Settings this module reads (read-only)."""
 
-    security_protocol: str
-    sasl_mechanism: str
-    sasl_username: str
-    sasl_password: str
-    ssl_cafile: str
-    ssl_certfile: str
-    ssl_keyfile: str
+    @property
+    def security_protocol(self) -> str: ...
+    @property
+    def sasl_mechanism(self) -> str: ...
+    @property
+    def sasl_username(self) -> str: ...
+    @property
+    def sasl_password(self) -> str: ...
+    @property
+    def ssl_cafile(self) -> str: ...
+    @property
+    def ssl_certfile(self) -> str: ...
+    @property
+    def ssl_keyfile(self) -> str: ...
 
 
 def _namer(env_names: Mapping[str, str] | None) -> Callable[[str], str]:
