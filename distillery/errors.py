@@ -35,7 +35,7 @@ USAGE_ERRORS = frozenset({
     "SpecError", "ArticleError",
     "ArtifactError", "PipelineError", "DataError", "DataFileError", "PrepareError", "ActiveError", "BatchError",
     "LabelingError", "ProviderError", "StudentError", "EncoderError",
-    "MonitorReferenceError", "StateError",
+    "MonitorReferenceError", "StateError", "TopicNotFoundError",
     "FileNotFoundError", "IsADirectoryError", "NotADirectoryError", "PermissionError", "UnicodeDecodeError",
 })
 # Failures of the outside world the worker or a client depends on: the broker, a port, the network.

@@ -74,6 +74,10 @@ class Cooldown:
         self.suppressed = 0
         self.fired = 0
 
+    def reset(self) -> None:
+        """Forget the last alert and the counts (the limits stay)."""
+        self._since_alert, self._last_at, self.suppressed, self.fired = None, None, 0, 0
+
     def tick(self) -> None:
         """Count one update of the guarded detector."""
         if self._since_alert is not None:

@@ -1,40 +1,62 @@
 """Start-up checks of the Kafka security settings: missing credentials and unreadable CA/cert/key files.
 
-Called once when settings are read (`check_security(settings)`), so a worker or client fails at start with one
-line naming the variable and the file, instead of a TLS or SASL error from deep inside aiokafka minutes later.
+Called once when settings are read (`check_security(settings, ENV_PREFIXES)`), so a worker or client fails at start
+with one line naming the variable and the file, instead of a TLS or SASL error from deep inside aiokafka minutes
+later. It imports nothing from streams.settings, so Settings.from_env can call it without an import cycle.
 """
 
 from __future__ import annotations
 
 import os
 import ssl
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Protocol
 
-from streams.settings import ENV_PREFIXES, Settings, SettingsError
 
-
-class SecurityError(SettingsError):
+class SecurityError(ValueError):
     """Kafka security settings that cannot work; the message names each variable and file and the fix."""
 
 
-def _var(field: str) -> str:
-    return ENV_PREFIXES[field]
+class SecuritySettings(Protocol):
+    """The fields of streams.settings.Settings this module reads (read-only)."""
+
+    @property
+    def security_protocol(self) -> str: ...
+    @property
+    def sasl_mechanism(self) -> str: ...
+    @property
+    def sasl_username(self) -> str: ...
+    @property
+    def sasl_password(self) -> str: ...
+    @property
+    def ssl_cafile(self) -> str: ...
+    @property
+    def ssl_certfile(self) -> str: ...
+    @property
+    def ssl_keyfile(self) -> str: ...
 
 
-def _file_problem(field: str, value: str) -> str | None:
-    """Why the file named by `field` cannot be used, or None when it is a readable file."""
+def _namer(env_names: Mapping[str, str] | None) -> Callable[[str], str]:
+    """Field name -> the variable a user sets (`env_names`, e.g. streams.settings.ENV_PREFIXES; else the field)."""
+    return lambda field: (env_names or {}).get(field, field)
+
+
+def _file_problem(var: str, value: str) -> str | None:
+    """Why the file `value` (set by variable `var`) cannot be used, or None when it is a readable file."""
     path = Path(value).expanduser()
     if not path.exists():
-        return f"{_var(field)}={value}: no such file; point it at the PEM file"
+        return f"{var}={value}: no such file; point it at the PEM file"
     if not path.is_file():
-        return f"{_var(field)}={value}: not a file; point it at the PEM file"
+        return f"{var}={value}: not a file; point it at the PEM file"
     if not os.access(path, os.R_OK):
-        return f"{_var(field)}={value}: not readable by this user; fix its permissions"
+        return f"{var}={value}: not readable by this user; fix its permissions"
     return None
 
 
-def security_problems(settings: Settings) -> list[str]:
+def security_problems(settings: SecuritySettings, env_names: Mapping[str, str] | None = None) -> list[str]:
     """Every problem of the security settings, one line each (empty when they can work)."""
+    _var = _namer(env_names)
     problems: list[str] = []
     protocol = settings.security_protocol
     if protocol.startswith("SASL"):
@@ -46,14 +68,14 @@ def security_problems(settings: Settings) -> list[str]:
     if "SSL" in protocol:
         for field in files:
             value = getattr(settings, field)
-            problem = _file_problem(field, value) if value else None
+            problem = _file_problem(_var(field), value) if value else None
             if problem:
                 problems.append(problem)
         if settings.ssl_keyfile and not settings.ssl_certfile:
             problems.append(f"{_var('ssl_keyfile')} is set without {_var('ssl_certfile')}: "
                             "a client key needs its certificate")
         if not problems:
-            problems.extend(_tls_problems(settings))
+            problems.extend(_tls_problems(settings, _var))
     else:
         stray = [_var(f) for f in files if getattr(settings, f)]
         if stray:
@@ -62,7 +84,7 @@ def security_problems(settings: Settings) -> list[str]:
     return problems
 
 
-def _tls_problems(settings: Settings) -> list[str]:
+def _tls_problems(settings: SecuritySettings, _var: Callable[[str], str]) -> list[str]:
     """Load the CA and client certificate the way the clients will, naming the file that fails."""
     try:
         ssl.create_default_context(cafile=settings.ssl_cafile or None)
@@ -78,9 +100,8 @@ def _tls_problems(settings: Settings) -> list[str]:
     return []
 
 
-def check_security(settings: Settings) -> Settings:
-    """`settings` unchanged when its security settings can work; SecurityError listing every problem otherwise."""
-    problems = security_problems(settings)
+def check_security(settings: SecuritySettings, env_names: Mapping[str, str] | None = None) -> None:
+    """Nothing when the security settings can work; SecurityError listing every problem otherwise."""
+    problems = security_problems(settings, env_names)
     if problems:
         raise SecurityError("invalid Kafka security settings: " + "; ".join(problems))
-    return settings

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from distillery.errors import EXIT_INTERNAL, EXIT_USAGE, fail
-from streams.security import check_security
-from streams.settings import Settings, SettingsError
+from streams.security import SecurityError, check_security
+from streams.settings import ENV_PREFIXES, Settings, SettingsError
 
 # aiokafka logs every refused connection and asyncio reports the client a failed start left open: both would
 # print extra lines around the one-line error, so client commands keep them quiet while they talk to the broker.
@@ -19,9 +19,11 @@ NOISY_LOGGERS = ("aiokafka", "asyncio")
 def settings() -> Settings:
     """Settings from the environment with their security checked; a bad variable is an input mistake (exit 2)."""
     try:
-        return check_security(Settings.from_env())
-    except SettingsError as err:
+        current = Settings.from_env()
+        check_security(current, ENV_PREFIXES)  # the lead may move this call into Settings.from_env
+    except (SettingsError, SecurityError) as err:
         fail(str(err), EXIT_USAGE)
+    return current
 
 
 @contextmanager

@@ -57,6 +57,18 @@ class Detector(ABC):
         """False while the detector still collects its warm-up reference."""
         return True
 
+    def reset(self) -> None:
+        """Back to the state just after construction: counts, cooldown and learnt state cleared; settings and a
+        reference given at construction (from `reference.json`) kept, a warm-up reference dropped."""
+        self.n = self.skipped = self.firings = 0
+        self.first_firing, self.last_alert = None, None
+        self.cooldown.reset()
+        self._reset()
+
+    @abstractmethod
+    def _reset(self) -> None:
+        """Clear the subclass's learnt state (see `reset`)."""
+
     def update(self, value: float, now: float | None = None) -> Alert | None:
         """Feed one observation; return an Alert when the test fires outside the cooldown."""
         x = float(value)

@@ -82,8 +82,19 @@ class DistributionShift(Detector):
         self.tests = 0
         self.last_d = float("nan")
         self.last_wasserstein = float("nan")
+        self._given: tuple[Sequence[float], str] | None = None  # the construction-time reference, kept by reset()
         if reference_values is not None and len(reference_values) > 0:
-            self.set_reference(reference_values, reference or "artifact")
+            self._given = (list(reference_values), reference or "artifact")
+            self.set_reference(*self._given)
+        self._label0 = self.reference
+
+    def _reset(self) -> None:
+        self._values.clear()
+        self._warm, self._reference, self.tests = [], None, 0
+        self.last_d = self.last_wasserstein = float("nan")
+        self.reference = self._label0
+        if self._given is not None:
+            self.set_reference(*self._given)
 
     def set_reference(self, values: Sequence[float], label: str) -> None:
         ref = np.asarray([v for v in values if math.isfinite(v)], dtype=np.float64)

@@ -56,6 +56,10 @@ class MeanShift(Detector):
         self._after: list[float] = []
         self.detections = 0  # ADWIN detections, confirmed or not
 
+    def _reset(self) -> None:
+        self._adwin = ADWIN(delta=self.delta)
+        self._pending, self._after, self.detections = None, [], 0
+
     @property
     def statistic(self) -> float:
         """The mean of ADWIN's current window."""

@@ -54,6 +54,7 @@ class RateShift(Detector):
         self.min_absolute = min_absolute
         self.warmup_windows = warmup_windows
         self.baseline = baseline
+        self._given = (baseline, reference or ("artifact" if baseline is not None else "warmup"))
         if baseline is not None:
             self.reference = reference or "artifact"
         self._k = 0
@@ -62,6 +63,11 @@ class RateShift(Detector):
         self._warm_n = 0
         self.last_rate = float("nan")
         self.total_events = 0
+
+    def _reset(self) -> None:
+        self.baseline, self.reference = self._given
+        self._k = self._n = self._warm_k = self._warm_n = self.total_events = 0
+        self.last_rate = float("nan")
 
     @property
     def ready(self) -> bool:

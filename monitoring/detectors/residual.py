@@ -63,8 +63,21 @@ class ResidualDrift(Detector):
         self._recent: deque[float] = deque(maxlen=recent)
         self.mean: float | None = None
         self.std: float | None = None
+        self._given: tuple[float, float, str] | None = None  # the construction-time reference, kept by reset()
         if mean is not None and std is not None:
-            self.set_reference(mean, std, reference or "artifact")
+            self._given = (mean, std, reference or "artifact")
+            self.set_reference(*self._given)
+        self._label0 = self.reference
+
+    def _reset(self) -> None:
+        self._ph = PageHinkley(min_instances=self.min_instances, delta=self.delta, threshold=self.threshold,
+                               alpha=1.0, mode="both")
+        self._warm = []
+        self._recent.clear()
+        self.mean = self.std = None
+        self.reference = self._label0
+        if self._given is not None:
+            self.set_reference(*self._given)
 
     def set_reference(self, mean: float, std: float, label: str) -> None:
         if not (math.isfinite(mean) and math.isfinite(std)):

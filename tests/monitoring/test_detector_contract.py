@@ -100,3 +100,26 @@ def test_detectors_are_deterministic(cls):
             det.update(CASES[cls].after(rng), now=0.0)
         runs.append((det.n, det.firings, det.state()["statistic"]))
     assert runs[0] == runs[1]
+
+
+def _feed(det: Detector, draw: Draw, n: int, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    for _ in range(n):
+        det.update(draw(rng), now=0.0)
+
+
+@pytest.mark.parametrize("cls", sorted(CASES, key=lambda c: c.__name__), ids=lambda c: c.__name__)
+def test_reset_returns_a_detector_to_its_fresh_state(cls):
+    """After a drift episode, `reset()` makes the detector behave exactly like a newly built one."""
+    case = CASES[cls]
+    used = case.make()
+    _feed(used, case.before, 2_000, seed=1)  # a drift episode: fills windows, fires, opens a cooldown
+    _feed(used, case.after, 1_000, seed=4)
+    assert used.firings >= 1 and used.cooldown.fired >= 1
+    used.reset()
+    fresh = case.make()
+    assert used.state() == fresh.state()
+    for det in (used, fresh):
+        _feed(det, case.before, 2_000, seed=2)
+        _feed(det, case.after, 500, seed=3)
+    assert used.state() == fresh.state()

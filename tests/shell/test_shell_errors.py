@@ -140,3 +140,18 @@ def test_help_answers_without_torch_or_faust():
     assert "HEAVY []" in result.stdout
     assert "Usage: distillery worker" in result.stdout and "Usage: distillery train-step" in result.stdout
     assert "one of: split, embed, probe" in result.stdout  # the step names come without importing torch
+
+
+def test_a_bug_keeps_its_traceback_and_exits_70(monkeypatch):
+    """An unexpected exception is not dressed up as a user mistake: traceback first, then one line, exit 70."""
+    from distillery.commands import filters as filters_command
+
+    def broken() -> list:
+        raise KeyError("spec_paths exploded")
+
+    monkeypatch.setattr(filters_command, "spec_paths", broken)
+    result = invoke("filters", "list")
+    assert result.exit_code == EXIT_INTERNAL
+    assert "Traceback" in result.output
+    assert "internal error: KeyError: 'spec_paths exploded' (please report it with the traceback above)" in (
+        result.output)
