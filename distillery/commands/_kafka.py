@@ -20,7 +20,7 @@ def settings() -> Settings:
     """Settings from the environment with their security checked; a bad variable is an input mistake (exit 2)."""
     try:
         current = Settings.from_env()
-        check_security(current, ENV_PREFIXES)  # the lead may move this call into Settings.from_env
+        check_security(current, ENV_PREFIXES)  # every Kafka command of the shell checks security here, at start
     except (SettingsError, SecurityError) as err:
         fail(str(err), EXIT_USAGE)
     return current

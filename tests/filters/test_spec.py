@@ -293,7 +293,7 @@ def test_spotcheck_scores_the_oracle_with_the_served_spec(monkeypatch):
 
     seen = []
     served = spec_mod.resolve_spec("sustainability")
-    monkeypatch.setattr(spec_mod, "resolve_served", lambda ref: seen.append(ref) or served)
+    monkeypatch.setattr(spotcheck, "resolve_served", lambda ref: seen.append(ref) or served)
     scores = dict.fromkeys(served.dimension_names, 4.0)
     assert spotcheck.spec_weighted("sustainability", scores) == pytest.approx(4.0)
     assert seen == ["sustainability"]
