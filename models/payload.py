@@ -10,6 +10,8 @@ from typing import Any
 
 import orjson
 
+from models.errors import ModelsError
+
 DEFAULT_MAX_BYTES = 512 * 1024  # an article body is a few KB; half a MB leaves room and stays under Kafka's 1 MB
 DEFAULT_MAX_DEPTH = 32  # an article is a flat object with a small metadata tree; orjson refuses to write 255 levels
 
@@ -34,7 +36,7 @@ class PayloadLimits:
     max_depth: int = DEFAULT_MAX_DEPTH
 
 
-class PayloadError(ValueError):
+class PayloadError(ModelsError, ValueError):
     """A raw message refused before parsing: `code` is one of the reason codes above, the message says what to do."""
 
     def __init__(self, code: str, message: str, article_id: str | None = None) -> None:

@@ -70,7 +70,8 @@ def test_one_settings_tree_reads_limits_faust_threads_monitor_and_spotcheck():
         "DISTILLERY_FAUST_SESSION_TIMEOUT": "30", "DISTILLERY_FAUST_COMMIT_EVERY": "10",
         "DISTILLERY_THREADS_TORCH": "1", "DISTILLERY_MONITOR_STATE": "/tmp/m.json",
         "DISTILLERY_MONITOR_STATE_INTERVAL": "2.5", "DISTILLERY_MONITOR_WARMUP": "300",
-        "DISTILLERY_SPOTCHECK_PROVIDER": "gemini", "DISTILLERY_SPOTCHECK_K": "5",
+        "DISTILLERY_SPOTCHECK_PROVIDER": "gemini", "DISTILLERY_SPOTCHECK_MODEL": "gemini-2.0-flash",
+        "DISTILLERY_SPOTCHECK_K": "5",
     })
     limits = settings.payload_limits()
     assert (limits.max_bytes, limits.max_depth) == (200_000, 8)
