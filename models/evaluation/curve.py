@@ -12,6 +12,7 @@ import numpy as np
 
 from models.probe import Probe
 from models.router import Router, route_statistic
+from models.student.model import ScorePredictor
 
 CURVE_JSON = "routing_curve.json"
 CURVE_PNG = "routing_curve.png"
@@ -69,7 +70,7 @@ def router_curves(directory: Path, probe: Probe, embeddings: np.ndarray, probe_s
     return curves
 
 
-def measure_costs(student: Any, probe: Probe, router: Router, embeddings: np.ndarray,
+def measure_costs(student: ScorePredictor, probe: Probe, router: Router, embeddings: np.ndarray,
                   articles: Sequence[Mapping[str, Any]], weights: list[float], n: int = 128) -> dict[str, Any]:
     """Per-article wall clock of Stage 1 (probe + router on an embedding) and Stage 2 (student) on the first `n`
     rows, measured (after a short student warm-up)."""

@@ -17,6 +17,7 @@ from models.metrics import mae, regression_metrics
 from models.pipeline import Pipeline, Stage2Request
 from models.records import Prepared, Result
 from models.router import Router, route_statistic
+from models.student.model import ScorePredictor
 from models.training.data import Dataset
 
 
@@ -29,7 +30,7 @@ class _RecordingStudent:
     """The filter's loaded student, recording the raw outputs `Pipeline.stage2` asks it for, so the report can
     show the student alone and Stage 2 before the snap without a second student pass or a copy of Stage 2."""
 
-    def __init__(self, student: Any) -> None:
+    def __init__(self, student: ScorePredictor) -> None:
         self.student = student
         self.raw: list[np.ndarray] = []
 
@@ -196,6 +197,7 @@ def _stage2_on_all(pipeline: Pipeline, filter_name: str, prepared: Sequence[Prep
     Returns the served Stage-2 scores and the student's raw outputs (recorded during that same pass)."""
     fm = pipeline.filters[filter_name]
     dims = fm.spec.dimension_names
+    assert fm.student is not None, "Stage 2 on every article needs the filter's student"
     recorder = _RecordingStudent(fm.student)
     probe_wa = weighted_averages(probe_scores, fm.spec.weights)
     requests = [Stage2Request(p.article, fm.spec.name, fm.spec.version, dict(zip(dims, map(float, probe_scores[i]),
