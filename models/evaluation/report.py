@@ -131,8 +131,8 @@ def _student_sections(pipeline: Pipeline, filter_name: str, batch: _Batch, repor
     before = mae(np.clip(raw, 0, 10), ref)
     snapped = bool(cal.snap and any(cal.snap))
     if snapped:  # the same Stage-2 output before rounding to the label grid, for comparison
-        report["student_unsnapped"] = regression_metrics(spec, replace(cal, snap=None).apply(raw), ref,
-                                                         n_boot=n_boot, seed=seed)
+        report["student_unsnapped"] = regression_metrics(spec, cal.stage2(student_raw, batch.probe_scores, snap=False),
+                                                         ref, n_boot=n_boot, seed=seed)
     report["calibration"] = {
         "applied": cal.applied or snapped, "mae_before": before,
         "mae_after": report["student"]["mae"] if cal.applied or snapped else before,
