@@ -11,7 +11,6 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from filters.postfilter import weighted_average
 from monitoring.alerts import Alert, Cooldown, utc_iso
 from monitoring.detectors import Detector, DistributionShift, MeanShift, RateShift, ResidualDrift
 from monitoring.metrics import Metrics
@@ -101,7 +100,14 @@ def _get(record: Any, name: str, default: Any = None) -> Any:
 
 def weighted(scores: Mapping[str, float], weights: Mapping[str, float] | None) -> float:
     """Weighted average of the dimensions present (weights renormalised); plain mean without weights."""
-    return weighted_average(weights or dict.fromkeys(scores, 1.0), scores, partial=True)
+    if not scores:
+        return float("nan")
+    if weights:
+        pairs = [(float(v), float(weights[k])) for k, v in scores.items() if k in weights]
+        total = sum(w for _, w in pairs)
+        if pairs and total > 0:
+            return sum(v * w for v, w in pairs) / total
+    return sum(float(v) for v in scores.values()) / len(scores)
 
 
 def _spec_weights(filter_name: str) -> dict[str, float] | None:
