@@ -17,9 +17,10 @@ from filters.spec import FilterSpec
 from models.artifacts import MANIFEST, manifest_digest, sha256_file, write_manifest
 from models.calibration import Calibration, fit_snap, label_grid, select_calibration
 from models.embedding import Encoder
-from models.evaluation.curve import measure_costs, router_curves, write_curve
+from models.evaluation.curve import write_curve
 from models.evaluation.reference import build_reference
 from models.evaluation.report import evaluate
+from models.evaluation.routing import measure_costs, router_curves
 from models.metrics import mae, wa_mae
 from models.pipeline import FilterModels, Pipeline
 from models.probe import Probe, ProbeConfig, train_probe
