@@ -8,7 +8,7 @@ only where held-out MAE drops.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +57,12 @@ class Calibration:
         if self.applied:
             raw = np.column_stack([np.interp(raw[:, d], self.x[d], self.y[d]) for d in range(raw.shape[1])])
         return snap_to_grid(np.clip(raw, 0.0, 10.0), self.snap)
+
+    def stage2(self, student_raw: np.ndarray, probe_scores: np.ndarray | None, *, snap: bool = True) -> np.ndarray:
+        """THE Stage-2 post-processing: blend with the probe, isotonic, clamp, then the label-grid snap (`snap=False`
+        leaves it out, for reports that show Stage 2 before the snap)."""
+        cal = self if snap else replace(self, snap=None)
+        return cal.apply(self.combine(student_raw, probe_scores))
 
     def stage1(self, probe_scores: np.ndarray) -> np.ndarray:
         """Scores served from Stage 1: the probe's, non-finite → 0, clamped to [0, 10], snapped where kept."""

@@ -344,7 +344,7 @@ class Pipeline:
                 stage, scores = "stage1", fm.calibration.stage1(probe)
             else:
                 raw = fm.student.predict([requests[i].article for i in idx], batch_size=batch_size)
-                stage, scores = "stage2", fm.calibration.apply(fm.calibration.combine(raw, probe))
+                stage, scores = "stage2", fm.calibration.stage2(raw, probe)
             for j, i in enumerate(idx):
                 r = requests[i]
                 out[i] = self._result(fm, r.article, stage, _by_dimension(dims, scores[j]), r.received_at,

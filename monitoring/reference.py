@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from filters.jsonl import json_safe, write_json_atomic  # noqa: F401 - re-exported for monitor and cli
-from models.served_reference import summarise_results
+from models.reference import summarise_results
 from monitoring.errors import MonitorReferenceError
 
 REFERENCE_FILE = "reference.json"
@@ -104,7 +104,7 @@ class Reference:
 
         Call at training time with `Pipeline.score_batch` output on the test split, so the monitor compares
         production with what the same cascade served on held-out data. The statistics are
-        `models.served_reference.summarise_results` (training writes the file without importing monitoring).
+        `models.reference.summarise_results` (training writes the file without importing monitoring).
         """
         return cls(**asdict(summarise_results(results, weights, fingerprint, heldout_mae)))
 

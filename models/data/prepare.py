@@ -46,6 +46,7 @@ def _dataset(spec: FilterSpec, rows: list[dict[str, Any]]) -> Dataset:
     return Dataset(articles, labels, spec.dimension_names)
 
 
+# Just over 60 lines: one linear pipeline (validate, dedupe, split, write, report) that reads best in one place.
 def prepare(spec: FilterSpec, input_path: str | Path, out_dir: str | Path,
             config: PrepareConfig = PrepareConfig()) -> dict[str, Any]:
     """Validate → deduplicate (newest label wins) → split → write `train/val/test.jsonl`, `all.jsonl` (every kept

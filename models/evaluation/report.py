@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ from models.metrics import mae, regression_metrics
 from models.pipeline import Pipeline, Stage2Request
 from models.records import Prepared, Result
 from models.router import Router, route_statistic
+from models.student.model import ScorePredictor
 from models.training.data import Dataset
 
 
@@ -29,7 +30,7 @@ class _RecordingStudent:
     """The filter's loaded student, recording the raw outputs `Pipeline.stage2` asks it for, so the report can
     show the student alone and Stage 2 before the snap without a second student pass or a copy of Stage 2."""
 
-    def __init__(self, student: Any) -> None:
+    def __init__(self, student: ScorePredictor) -> None:
         self.student = student
         self.raw: list[np.ndarray] = []
 
@@ -47,6 +48,18 @@ def _scores(results: Sequence[Result], dims: Sequence[str]) -> np.ndarray:
     return np.array([[r.scores[d] for d in dims] for r in results], dtype=np.float64).reshape(len(results), len(dims))
 
 
+@dataclass
+class _Batch:
+    """The evaluation rows after `prepare` and Stage 1: what every section of the report is computed on."""
+
+    prepared: list[Prepared]
+    ref: np.ndarray  # oracle scores (n, n_dims)
+    positive: np.ndarray  # oracle WA ≥ the protected edge
+    emb: np.ndarray
+    probe_scores: np.ndarray
+    stat: np.ndarray  # the shipped router's statistic
+
+
 def evaluate(pipeline: Pipeline, filter_name: str, data: Dataset, *, n_boot: int = 1000, seed: int = 0,
              artifacts_dir: Path | None = None, results_out: list[Result] | None = None) -> dict[str, Any]:
     """Score `data` through the pipeline (`prepare`, `probe_scores`, `route`, `stage2`; commerce gate and prefilter
@@ -59,63 +72,34 @@ def evaluate(pipeline: Pipeline, filter_name: str, data: Dataset, *, n_boot: int
     """
     fm = pipeline.filters[filter_name]
     spec = fm.spec
-    dims = spec.dimension_names
     t0 = time.perf_counter()
     items = pipeline.prepare(data.articles)
     t_embed = time.perf_counter() - t0
     prepared = [p for p in items if isinstance(p, Prepared)]
     index = {a["id"]: i for i, a in enumerate(data.articles)}
-    rows = np.array([index[p.article["id"]] for p in prepared], dtype=int)
-    ref = data.labels[rows]
-    positive = weighted_averages(ref, spec.weights) >= spec.protected_threshold
+    ref = data.labels[np.array([index[p.article["id"]] for p in prepared], dtype=int)]
     emb = np.stack([p.embedding for p in prepared]) if prepared else np.zeros((0, pipeline.encoder.dimension))
-
     t0 = time.perf_counter()
     probe_scores, stat = pipeline.probe_scores(filter_name, emb, [p.article for p in prepared])
-    t_stage1 = time.perf_counter() - t0
+    timing: dict[str, float] = {"embedding_s": t_embed, "stage1_s": time.perf_counter() - t0}
+    batch = _Batch(prepared, ref, weighted_averages(ref, spec.weights) >= spec.protected_threshold, emb,
+                   probe_scores, stat)
     report: dict[str, Any] = {
         "filter": spec.key, "data": data.source, "data_sha256": data.data_hash, "n": int(len(prepared)),
         "n_rejected": int(len(items) - len(prepared)), "fingerprint": fm.fingerprint,
-        "protected_threshold": spec.protected_threshold, "n_protected": int(positive.sum()),
+        "protected_threshold": spec.protected_threshold, "n_protected": int(batch.positive.sum()),
         "probe": regression_metrics(spec, probe_scores, ref, n_boot=n_boot, seed=seed),
         "student": None,
     }
-    timing: dict[str, float] = {"embedding_s": t_embed, "stage1_s": t_stage1}
-    routed = fm.router.needs_stage2(stat)
     hybrid_pred = fm.calibration.stage1(probe_scores)  # what Stage 1 serves (snapped to the label grid if kept)
     if fm.calibration.probe_snap and any(fm.calibration.probe_snap):
         report["probe_served"] = regression_metrics(spec, hybrid_pred, ref, n_boot=n_boot, seed=seed)
-    served = np.zeros((0, len(dims)))
+    routed = fm.router.needs_stage2(stat)
+    served = None
     if fm.student is not None:
-        served, student_raw = _stage2_on_all(pipeline, filter_name, prepared, probe_scores, stat, timing)
-        report["student"] = regression_metrics(spec, served, ref, n_boot=n_boot, seed=seed)
-        report["student"]["blend"] = fm.calibration.blend
-        report["student_alone"] = regression_metrics(spec, student_raw, ref, n_boot=n_boot, seed=seed)
-        raw = fm.calibration.combine(student_raw, probe_scores)
-        before = mae(np.clip(raw, 0, 10), ref)
-        snapped = bool(fm.calibration.snap and any(fm.calibration.snap))
-        if snapped:  # the same Stage-2 output before rounding to the label grid, for comparison
-            report["student_unsnapped"] = regression_metrics(spec, replace(fm.calibration, snap=None).apply(raw), ref,
-                                                             n_boot=n_boot, seed=seed)
-        report["calibration"] = {
-            "applied": fm.calibration.applied or snapped, "mae_before": before,
-            "mae_after": report["student"]["mae"] if fm.calibration.applied or snapped else before,
-            "isotonic": fm.calibration.applied, "snap": fm.calibration.snap, "probe_snap": fm.calibration.probe_snap,
-            "fitted_on": fm.calibration.stats.get("fitted_on", "val"),
-            "selection": {k: fm.calibration.stats.get(k) for k in ("mae_before", "mae_after", "n_check",
-                                                                  "snap_cross_fit")},
-        }
-        # the real hybrid path, timed: route (probe + router) then Stage 2 on the routed share
-        t0 = time.perf_counter()
-        out = pipeline.route(prepared, filter_name)
-        requests = [r for r in out if isinstance(r, Stage2Request)]
-        results = {r.article_id: r for r in out if not isinstance(r, Stage2Request)}
-        results.update({r.article_id: r for r in pipeline.stage2(requests)})
-        timing["hybrid_s"] = time.perf_counter() - t0
-        ordered = [results[str(p.article["id"])] for p in prepared]
-        hybrid_pred = _scores(ordered, dims)
-        stage2_ids = {r.article["id"] for r in requests}
-        routed = np.array([p.article["id"] in stage2_ids for p in prepared], dtype=bool)
+        served = _student_sections(pipeline, filter_name, batch, report, timing, n_boot, seed)
+        ordered, routed = _hybrid_path(pipeline, filter_name, prepared, timing)
+        hybrid_pred = _scores(ordered, spec.dimension_names)
         if results_out is not None:
             results_out.extend(ordered)
     else:
@@ -124,11 +108,68 @@ def evaluate(pipeline: Pipeline, filter_name: str, data: Dataset, *, n_boot: int
         report["calibration"] = {"applied": False, "mae_before": None, "mae_after": None,
                                  "probe_snap": fm.calibration.probe_snap,
                                  "note": "no student: only the Stage-1 snap (probe_snap) can apply"}
-    hybrid = regression_metrics(spec, hybrid_pred, ref, n_boot=n_boot, seed=seed)
+    report["hybrid"] = _hybrid_section(pipeline, filter_name, batch, hybrid_pred, routed, served, timing, n_boot,
+                                       seed, artifacts_dir or spec.artifacts_dir)
+    n = max(1, len(prepared))
+    report["timing"] = {**timing, "per_article_ms": {k.removesuffix("_s"): 1000 * v / n for k, v in timing.items()},
+                        "device": str(getattr(fm.student, "device", "cpu"))}
+    return report
+
+
+def _student_sections(pipeline: Pipeline, filter_name: str, batch: _Batch, report: dict[str, Any],
+                      timing: dict[str, float], n_boot: int, seed: int) -> np.ndarray:
+    """`student`, `student_alone`, `student_unsnapped` and `calibration` into `report`; returns the served
+    Stage-2 scores of every article."""
+    fm = pipeline.filters[filter_name]
+    spec, cal, ref = fm.spec, fm.calibration, batch.ref
+    served, student_raw = _stage2_on_all(pipeline, filter_name, batch.prepared, batch.probe_scores, batch.stat,
+                                         timing)
+    report["student"] = regression_metrics(spec, served, ref, n_boot=n_boot, seed=seed)
+    report["student"]["blend"] = cal.blend
+    report["student_alone"] = regression_metrics(spec, student_raw, ref, n_boot=n_boot, seed=seed)
+    raw = cal.combine(student_raw, batch.probe_scores)
+    before = mae(np.clip(raw, 0, 10), ref)
+    snapped = bool(cal.snap and any(cal.snap))
+    if snapped:  # the same Stage-2 output before rounding to the label grid, for comparison
+        report["student_unsnapped"] = regression_metrics(spec, cal.stage2(student_raw, batch.probe_scores, snap=False),
+                                                         ref, n_boot=n_boot, seed=seed)
+    report["calibration"] = {
+        "applied": cal.applied or snapped, "mae_before": before,
+        "mae_after": report["student"]["mae"] if cal.applied or snapped else before,
+        "isotonic": cal.applied, "snap": cal.snap, "probe_snap": cal.probe_snap,
+        "fitted_on": cal.stats.get("fitted_on", "val"),
+        "selection": {k: cal.stats.get(k) for k in ("mae_before", "mae_after", "n_check", "snap_cross_fit")},
+    }
+    return served
+
+
+def _hybrid_path(pipeline: Pipeline, filter_name: str, prepared: Sequence[Prepared],
+                 timing: dict[str, float]) -> tuple[list[Result], np.ndarray]:
+    """The real hybrid path, timed: `route` (probe + router) then `stage2` on the routed share. Returns the
+    results in `prepared` order and which articles went to Stage 2."""
+    t0 = time.perf_counter()
+    out = pipeline.route(prepared, filter_name)
+    requests = [r for r in out if isinstance(r, Stage2Request)]
+    results = {r.article_id: r for r in out if not isinstance(r, Stage2Request)}
+    results.update({r.article_id: r for r in pipeline.stage2(requests)})
+    timing["hybrid_s"] = time.perf_counter() - t0
+    stage2_ids = {r.article["id"] for r in requests}
+    routed = np.array([p.article["id"] in stage2_ids for p in prepared], dtype=bool)
+    return [results[str(p.article["id"])] for p in prepared], routed
+
+
+def _hybrid_section(pipeline: Pipeline, filter_name: str, batch: _Batch, hybrid_pred: np.ndarray, routed: np.ndarray,
+                    served: np.ndarray | None, timing: dict[str, float], n_boot: int, seed: int,
+                    artifacts_dir: Path) -> dict[str, Any]:
+    """Metrics of what the hybrid served, FN rate and Stage-2 share, measured speed-up, and every router trained
+    beside the shipped one on the same rows."""
+    fm = pipeline.filters[filter_name]
+    spec, positive = fm.spec, batch.positive
+    hybrid = regression_metrics(spec, hybrid_pred, batch.ref, n_boot=n_boot, seed=seed)
     n_pos = int(positive.sum())
     hybrid["fn_rate"] = float((positive & ~routed).sum() / n_pos) if n_pos else 0.0
     hybrid["stage2_share"] = float(routed.mean()) if len(routed) else 0.0
-    if fm.student is not None:
+    if served is not None:
         # "model mode": protected by the Stage-2 output itself; measures what the hybrid loses relative to
         # running Stage 2 on everything
         pos_s = weighted_averages(served, spec.weights) >= spec.protected_threshold
@@ -136,20 +177,17 @@ def evaluate(pipeline: Pipeline, filter_name: str, data: Dataset, *, n_boot: int
         hybrid["n_protected_by_stage2"] = int(pos_s.sum())
     if "hybrid_s" in timing:
         hybrid["speedup_measured"] = timing["stage2_all_s"] / timing["hybrid_s"]
-        hybrid["speedup_measured_incl_embedding"] = timing["stage2_all_s"] / (timing["hybrid_s"] + t_embed)
+        hybrid["speedup_measured_incl_embedding"] = timing["stage2_all_s"] / (timing["hybrid_s"]
+                                                                              + timing["embedding_s"])
     else:
         hybrid["speedup_measured"] = None
-    routers = {fm.router.kind: {**route_stats(stat, positive, fm.router.threshold), "shipped": True}}
-    for other in _alternatives(artifacts_dir or spec.artifacts_dir):
+    routers = {fm.router.kind: {**route_stats(batch.stat, positive, fm.router.threshold), "shipped": True}}
+    for other in _alternatives(artifacts_dir):
         if other.kind not in routers:
-            stat_o = route_statistic(other, fm.probe, emb, probe_scores, spec.weights)
+            stat_o = route_statistic(other, fm.probe, batch.emb, batch.probe_scores, spec.weights)
             routers[other.kind] = {**route_stats(stat_o, positive, other.threshold), "shipped": False}
     hybrid["routers"] = routers
-    report["hybrid"] = hybrid
-    n = max(1, len(prepared))
-    report["timing"] = {**timing, "per_article_ms": {k.removesuffix("_s"): 1000 * v / n for k, v in timing.items()},
-                        "device": str(getattr(fm.student, "device", "cpu"))}
-    return report
+    return hybrid
 
 
 def _stage2_on_all(pipeline: Pipeline, filter_name: str, prepared: Sequence[Prepared], probe_scores: np.ndarray,
@@ -159,6 +197,7 @@ def _stage2_on_all(pipeline: Pipeline, filter_name: str, prepared: Sequence[Prep
     Returns the served Stage-2 scores and the student's raw outputs (recorded during that same pass)."""
     fm = pipeline.filters[filter_name]
     dims = fm.spec.dimension_names
+    assert fm.student is not None, "Stage 2 on every article needs the filter's student"
     recorder = _RecordingStudent(fm.student)
     probe_wa = weighted_averages(probe_scores, fm.spec.weights)
     requests = [Stage2Request(p.article, fm.spec.name, fm.spec.version, dict(zip(dims, map(float, probe_scores[i]),

@@ -75,6 +75,7 @@ def _score(value: Any) -> float | None:
     return None
 
 
+# Just over 60 lines: one check per reply field, collected so a single error lists every problem.
 def validate_response(spec: FilterSpec, reply: Mapping[str, Any]) -> OracleLabel:
     """Check every dimension (score 0–10, evidence string) and content_type; then apply the spec's caps.
 

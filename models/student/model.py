@@ -13,7 +13,7 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -22,6 +22,12 @@ from tqdm.auto import tqdm
 from models.recipe import Recipe, model_text
 from models.student.backbone import StudentError, load_base, load_tokenizer, resolve_base, set_pooling
 from models.student.config import FORMAT_VERSION, STUDENT_JSON
+
+
+class ScorePredictor(Protocol):
+    """What Stage 2 needs of a student: raw scores (n, n_dims) for articles (`Student`, or a test stand-in)."""
+
+    def predict(self, articles: Sequence[Mapping[str, Any]], batch_size: int = 16) -> np.ndarray: ...
 
 
 def encode_articles(articles: Sequence[Mapping[str, Any]], tokenizer: Any, recipe: Recipe) -> list[list[int]]:

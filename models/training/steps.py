@@ -17,14 +17,15 @@ from filters.spec import FilterSpec
 from models.artifacts import MANIFEST, manifest_digest, sha256_file, write_manifest
 from models.calibration import Calibration, fit_snap, label_grid, select_calibration
 from models.embedding import Encoder
-from models.evaluation.curve import modelled_speedup, route_stats, sweep, write_curve
+from models.evaluation.curve import write_curve
+from models.evaluation.reference import build_reference
 from models.evaluation.report import evaluate
+from models.evaluation.routing import measure_costs, router_curves
 from models.metrics import mae, wa_mae
 from models.pipeline import FilterModels, Pipeline
 from models.probe import Probe, ProbeConfig, train_probe
-from models.router import Router, route_statistic
+from models.router import Router
 from models.router_fit import RouterOptions, select_router
-from models.served_reference import build_reference
 from models.student.config import StudentConfig
 from models.student.model import Student
 from models.training import student as student_training
@@ -268,47 +269,21 @@ class TrainRun:
         """Sweep every router on the test split; speed-up modelled from measured per-article Stage-1/2 costs."""
         s, x = self.split, self.embeddings
         probe = Probe.load(self.out_dir)
-        scores = probe.predict(x[s.test], self.articles(s.test))
+        arts = self.articles(s.test)
         pos = self.positive(s.test)
-        timing = self._measure_costs(s.test)
-        curves: dict[str, Any] = {}
-        for path in sorted(self.out_dir.glob("router*.json")):
-            stem = path.stem
-            r = Router.load(self.out_dir, stem)
-            stat = route_statistic(r, probe, x[s.test], scores, self.spec.weights)
-            op = route_stats(stat, pos, r.threshold)
-            if timing:
-                op["speedup_modelled"] = modelled_speedup(op["stage2_share"], timing["stage1_s_per_article"],
-                                                          timing["stage2_s_per_article"])
-            curves[r.kind] = {"shipped": stem == "router", "operating_point": op,
-                              "points": sweep(stat, pos, timing=timing)}
+        student_dir = self.out_dir / "student"
+        timing = {}
+        if (student_dir / "student.json").is_file():
+            timing = measure_costs(Student.load(student_dir), probe, Router.load(self.out_dir), x[s.test], arts,
+                                   self.spec.weights)
+        curves = router_curves(self.out_dir, probe, x[s.test], probe.predict(x[s.test], arts), pos,
+                               self.spec.weights, timing)
         meta = {"title": f"{self.spec.key}: routing on the test split (n={len(s.test)}, protected={int(pos.sum())})",
                 "split": "test", "n": int(len(s.test)), "protected": int(pos.sum()),
                 "protected_threshold": self.spec.protected_threshold,
                 "max_false_negative_rate": self.spec.hybrid.max_false_negative_rate, "timing": timing}
         write_curve(self.out_dir, curves, meta)
         return self._record("curve", {k: v["operating_point"] for k, v in curves.items()} | {"timing": timing})
-
-    def _measure_costs(self, idx: np.ndarray, n: int = 128) -> dict[str, Any]:
-        """Per-article wall clock of Stage 1 (probe + router on an embedding) and Stage 2 (student), measured."""
-        student_dir = self.out_dir / "student"
-        if not (student_dir / "student.json").is_file():
-            return {}
-        student = Student.load(student_dir)
-        sub = idx[:n]
-        arts = [self.data.articles[i] for i in sub]
-        student.predict(arts[:4])  # warm-up
-        t0 = time.perf_counter()
-        student.predict(arts, batch_size=16)
-        t2 = (time.perf_counter() - t0) / len(sub)
-        probe = Probe.load(self.out_dir)
-        r = Router.load(self.out_dir)
-        t0 = time.perf_counter()
-        sc = probe.predict(self.embeddings[sub], arts)
-        route_statistic(r, probe, self.embeddings[sub], sc, self.spec.weights)
-        t1 = (time.perf_counter() - t0) / len(sub)
-        return {"stage1_s_per_article": t1, "stage2_s_per_article": t2, "n_timed": int(len(sub)),
-                "device": str(student.device)}
 
     def step_evaluate(self, out: Path | None = None) -> dict[str, Any]:
         """Test-split evaluation through the pipeline objects (commerce gate and prefilter off); then the monitor's

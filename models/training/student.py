@@ -94,6 +94,8 @@ def _seed_everything(seed: int) -> None:
 # -- training --------------------------------------------------------------------------------------------------
 
 
+# Over 60 lines on purpose: set-up, the epoch loop with its best-epoch save, and the final record read as one
+# sequence; the parts with a name of their own are _build_model, _cache_bottom, _schedule and _meta.
 def train_student(spec: FilterSpec, train_rows: Sequence[Mapping[str, Any]], val_rows: Sequence[Mapping[str, Any]],
                   out_dir: str | Path, config: StudentConfig | None = None, *, device: str | None = None,
                   progress: bool = True) -> dict[str, Any]:
@@ -111,79 +113,27 @@ def train_student(spec: FilterSpec, train_rows: Sequence[Mapping[str, Any]], val
     dev = pick_device(device)
     if dev.type == "cpu":
         limit_threads(config.threads)
-    dims, weights = spec.dimension_names, spec.weights
+    dims = spec.dimension_names
     y_train, y_val = targets(train_rows, dims), targets(val_rows, dims)
-    mean = y_train.mean(axis=0)
-    std = y_train.std(axis=0)
+    mean, std = y_train.mean(axis=0), y_train.std(axis=0)
     std[std < 1e-6] = 1.0
-    recipe = config.recipe()
     base = resolve_base(config.base_model)
     tokenizer = load_tokenizer(base)
     t0 = time.perf_counter()
-    train_ids = encode_articles(train_rows, tokenizer, recipe)
-    val_ids = encode_articles(val_rows, tokenizer, recipe)
+    train_ids = encode_articles(train_rows, tokenizer, config.recipe())
+    val_ids = encode_articles(val_rows, tokenizer, config.recipe())
     tokenize_s = time.perf_counter() - t0
-
-    base_model = load_base(base, len(dims), tokenizer.pad_token_id)
-    model_type = base_model.config.model_type
-    set_pooling(base_model, config.pooling)
-    if config.gradient_checkpointing:
-        base_model.gradient_checkpointing_enable()
-        base_model.enable_input_require_grads()
-    n_layers = int(base_model.config.num_hidden_layers)
-    n_top = config.train_layers
-    if n_top is None:
-        n_top = AUTO_CPU_ENCODER_LAYERS if dev.type == "cpu" and model_kind(model_type) == "encoder" else 0
-    top = list(range(n_layers - n_top, n_layers)) if 0 < n_top < n_layers else None
-    model = lora_model(base_model, model_type, config.lora_r, config.lora_alpha, config.lora_dropout,
-                       config.target_modules, config.extra_trainable, layers=top)
-    model.to(dev)
-    frozen, train_cache, val_cache = None, None, None
-    t_cache = time.perf_counter()
-    if top is not None:
-        frozen = FrozenBottom(model, top[0])
-        train_cache = frozen.compute(train_ids, collate, tokenizer.pad_token_id, dev,
-                                     desc="cache train" if progress else None)
-        val_cache = frozen.compute(val_ids, collate, tokenizer.pad_token_id, dev,
-                                   desc="cache val" if progress else None)
-    cache_s = time.perf_counter() - t_cache
+    model, model_type, top = _build_model(base, len(dims), tokenizer.pad_token_id, config, dev)
+    t0 = time.perf_counter()
+    frozen, train_cache, val_cache = _cache_bottom(model, top, train_ids, val_ids, tokenizer.pad_token_id, dev,
+                                                   progress)
+    cache_s = time.perf_counter() - t0
     trainable = [p for p in model.parameters() if p.requires_grad]
-    n_trainable = sum(p.numel() for p in trainable)
-    n_total = sum(p.numel() for p in model.parameters())
-
-    w_train = torch.from_numpy(sample_weights(y_train, weights, config.sample_weight_scale))
-    steps_per_epoch = math.ceil(len(train_ids) / config.batch_size)
-    total_steps = steps_per_epoch * config.epochs
-    if config.max_steps is not None:
-        total_steps = min(total_steps, config.max_steps)
-    optimizer = torch.optim.AdamW(trainable, lr=config.lr, weight_decay=config.weight_decay)
-    warmup = int(total_steps * config.warmup_fraction)
-
-    def lr_at(step: int) -> float:  # linear warmup, then linear decay to 0
-        if step < warmup:
-            return (step + 1) / max(1, warmup)
-        return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
-
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_at)
+    optimizer, scheduler, total_steps = _schedule(trainable, config, len(train_ids))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    meta: dict[str, Any] = {
-        "format_version": FORMAT_VERSION,
-        "filter": spec.key,
-        "kind": model_kind(model_type),
-        "model_type": model_type,
-        "base_model": base.as_dict(),
-        "dimension_names": dims,
-        "target_mean": mean.tolist(),
-        "target_std": std.tolist(),
-        "recipe": recipe.as_dict(),
-        "recipe_fingerprint": recipe.fingerprint(),
-        "config": config.as_dict(),
-        "train_rows": len(train_rows),
-        "val_rows": len(val_rows),
-        "trainable_parameters": n_trainable,
-        "total_parameters": n_total,
-    }
+    meta = _meta(spec, base, model_type, mean, std, config, len(train_rows), len(val_rows), model)
+    w_train = torch.from_numpy(sample_weights(y_train, spec.weights, config.sample_weight_scale))
     loop = _Loop(model, config, tokenizer.pad_token_id, dev, optimizer, scheduler, trainable, total_steps,
                  torch.from_numpy((y_train - mean) / std), w_train)
     history: list[dict[str, Any]] = []
@@ -196,33 +146,88 @@ def train_student(spec: FilterSpec, train_rows: Sequence[Mapping[str, Any]], val
                 break
             losses = loop.train_epoch(train_ids, train_cache, epoch, bar)
             raw = loop.predict(val_ids, val_cache, progress="val" if progress else None)
-            report = mae_report(raw * std + mean, y_val, dims, weights)
-            record = {"epoch": epoch, "steps": loop.step, "train_loss": float(np.mean(losses)) if losses else None,
-                      "val": report, "elapsed_s": round(time.perf_counter() - t_train, 1)}
-            history.append(record)
-            bar.write(f"epoch {epoch}: train loss {record['train_loss']}, val MAE {report['mae']:.4f}, "
+            report = mae_report(raw * std + mean, y_val, dims, spec.weights)
+            history.append({"epoch": epoch, "steps": loop.step,
+                            "train_loss": float(np.mean(losses)) if losses else None, "val": report,
+                            "elapsed_s": round(time.perf_counter() - t_train, 1)})
+            bar.write(f"epoch {epoch}: train loss {history[-1]['train_loss']}, val MAE {report['mae']:.4f}, "
                       f"WA MAE {report['wa_mae']:.4f}")
             if report["mae"] <= min(h["val"]["mae"] for h in history):
                 meta["metrics"] = {"best_epoch": epoch, "val": report, "history": history}
                 _save(model, out, meta, base)
     bar.close()
     best = min(history, key=lambda h: h["val"]["mae"])
-    metrics = {
-        "best_epoch": best["epoch"],
-        "val": best["val"],
-        "history": history,
-        "steps": loop.step,
-        "skipped_batches": loop.skipped,
-        "tokenize_s": round(tokenize_s, 1),
-        "cache_s": round(cache_s, 1),
-        "train_s": round(time.perf_counter() - t_train, 1),
-        "trainable_parameters": n_trainable,
-        "trained_layers": top,
-        "device": str(dev),
+    meta["metrics"] = {
+        "best_epoch": best["epoch"], "val": best["val"], "history": history, "steps": loop.step,
+        "skipped_batches": loop.skipped, "tokenize_s": round(tokenize_s, 1), "cache_s": round(cache_s, 1),
+        "train_s": round(time.perf_counter() - t_train, 1), "trainable_parameters": meta["trainable_parameters"],
+        "trained_layers": top, "device": str(dev),
     }
-    meta["metrics"] = metrics
     (out / STUDENT_JSON).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-    return metrics
+    return dict(meta["metrics"])
+
+
+def _build_model(base: BaseModel, n_dims: int, pad_id: int, config: StudentConfig,
+                 dev: torch.device) -> tuple[Any, str, list[int] | None]:
+    """Base model with its regression head and pooling, LoRA in the top `train_layers` (None: every layer; auto:
+    the top 2 for encoders on CPU), on `dev`. Returns (model, model_type, the LoRA layers or None for all)."""
+    base_model = load_base(base, n_dims, pad_id)
+    model_type = str(base_model.config.model_type)
+    set_pooling(base_model, config.pooling)
+    if config.gradient_checkpointing:
+        base_model.gradient_checkpointing_enable()
+        base_model.enable_input_require_grads()
+    n_layers = int(base_model.config.num_hidden_layers)
+    n_top = config.train_layers
+    if n_top is None:
+        n_top = AUTO_CPU_ENCODER_LAYERS if dev.type == "cpu" and model_kind(model_type) == "encoder" else 0
+    top = list(range(n_layers - n_top, n_layers)) if 0 < n_top < n_layers else None
+    model = lora_model(base_model, model_type, config.lora_r, config.lora_alpha, config.lora_dropout,
+                       config.target_modules, config.extra_trainable, layers=top)
+    model.to(dev)
+    return model, model_type, top
+
+
+def _cache_bottom(model: Any, top: list[int] | None, train_ids: list[list[int]], val_ids: list[list[int]],
+                  pad_id: int, dev: torch.device, progress: bool
+                  ) -> tuple[FrozenBottom | None, list[torch.Tensor] | None, list[torch.Tensor] | None]:
+    """With LoRA only in the `top` layers: the frozen lower layers' outputs of every train and val row, once."""
+    if top is None:
+        return None, None, None
+    frozen = FrozenBottom(model, top[0])
+    train_cache = frozen.compute(train_ids, collate, pad_id, dev, desc="cache train" if progress else None)
+    val_cache = frozen.compute(val_ids, collate, pad_id, dev, desc="cache val" if progress else None)
+    return frozen, train_cache, val_cache
+
+
+def _schedule(trainable: list[torch.nn.Parameter], config: StudentConfig, n_train: int) -> tuple[Any, Any, int]:
+    """AdamW with linear warm-up then linear decay to 0 over the run; returns (optimizer, scheduler, total steps)."""
+    total_steps = math.ceil(n_train / config.batch_size) * config.epochs
+    if config.max_steps is not None:
+        total_steps = min(total_steps, config.max_steps)
+    optimizer = torch.optim.AdamW(trainable, lr=config.lr, weight_decay=config.weight_decay)
+    warmup = int(total_steps * config.warmup_fraction)
+
+    def lr_at(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / max(1, warmup)
+        return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
+
+    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, lr_at), total_steps
+
+
+def _meta(spec: FilterSpec, base: BaseModel, model_type: str, mean: np.ndarray, std: np.ndarray,
+          config: StudentConfig, n_train: int, n_val: int, model: Any) -> dict[str, Any]:
+    """The `student.json` record (what `Student.load` needs: base, recipe, target standardisation, config)."""
+    recipe = config.recipe()
+    return {
+        "format_version": FORMAT_VERSION, "filter": spec.key, "kind": model_kind(model_type),
+        "model_type": model_type, "base_model": base.as_dict(), "dimension_names": spec.dimension_names,
+        "target_mean": mean.tolist(), "target_std": std.tolist(), "recipe": recipe.as_dict(),
+        "recipe_fingerprint": recipe.fingerprint(), "config": config.as_dict(), "train_rows": n_train,
+        "val_rows": n_val, "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
+        "total_parameters": sum(p.numel() for p in model.parameters()),
+    }
 
 
 @dataclass

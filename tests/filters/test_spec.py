@@ -286,14 +286,14 @@ def test_resolve_served_parses_once_and_follows_newly_trained_versions(spec_root
     assert spec_mod.resolve_served("tiny", root=spec_root).version == 1
 
 
-def test_spotcheck_scores_the_oracle_with_the_served_spec(monkeypatch):
-    """The spot-check's WA for oracle scores uses what the worker serves (resolve_served), not the newest draft."""
-    import filters.spec as spec_mod
-    from monitoring import spotcheck
+def test_spotcheck_scores_the_oracle_with_the_served_spec():
+    """The spot-check's WA for oracle scores uses what the worker serves (uplifting v1, trained), not the newest
+    version (v7, other dimensions and weights)."""
+    from filters.postfilter import postfilter
+    from filters.spec import resolve_served
+    from monitoring.spotcheck import spec_weighted
 
-    seen = []
-    served = spec_mod.resolve_spec("sustainability")
-    monkeypatch.setattr(spotcheck, "resolve_served", lambda ref: seen.append(ref) or served)
-    scores = dict.fromkeys(served.dimension_names, 4.0)
-    assert spotcheck.spec_weighted("sustainability", scores) == pytest.approx(4.0)
-    assert seen == ["sustainability"]
+    served = resolve_served("uplifting")
+    assert served.key != resolve_spec("uplifting").key
+    scores = {d: float(i) for i, d in enumerate(served.dimension_names)}
+    assert spec_weighted("uplifting", scores) == pytest.approx(postfilter(served, scores).weighted_average)

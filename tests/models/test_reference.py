@@ -10,10 +10,10 @@ import pytest
 from filters.postfilter import postfilter
 from models.artifacts import MANIFEST, verify_artifacts
 from models.calibration import Calibration
+from models.evaluation.reference import build_reference
 from models.pipeline import FilterModels, Pipeline
 from models.probe import Probe
 from models.records import Result
-from models.served_reference import build_reference
 from models.training.steps import REFERENCE
 from monitoring.monitor import FilterMonitor, MonitorConfig
 from monitoring.reference import Reference

@@ -266,3 +266,13 @@ def test_select_calibration_keeps_the_better_candidate_and_snaps_integer_labels(
     assert cal.stats["snap_cross_fit"]["mae"] < cal.stats["mae_after"]
     if cal.blend is not None:
         assert min(cal.blend) >= 0.7
+
+
+def test_stage2_post_processing_is_blend_then_isotonic_then_snap():
+    from models.calibration import Calibration
+
+    cal = Calibration(["a", "b"], [[0.0, 10.0]] * 2, [[0.0, 10.0]] * 2, applied=False, blend=[0.5, 1.0],
+                      snap=[1.0, 0.0])
+    student, probe = np.array([[4.0, 3.3], [12.0, -1.0]]), np.array([[3.0, 9.0], [10.0, 0.0]])
+    assert cal.stage2(student, probe).tolist() == [[4.0, 3.3], [10.0, 0.0]]  # 3.5 rounds half to even; clamped
+    assert cal.stage2(student, probe, snap=False).tolist() == [[3.5, 3.3], [10.0, 0.0]]

@@ -31,3 +31,4 @@ def test_old_student_names_still_resolve_but_lazily():
     assert student.Student.__module__ == "models.student.model"
     assert student.StudentConfig.__module__ == "models.student.config"
     assert student.train_student.__module__ == "models.training.student"
+    assert student.mae_report.__module__ == "models.metrics"

@@ -1,26 +1,20 @@
-"""What the cascade served on held-out data, as plain data: the monitor's `reference.json` (built at training time).
+"""What the cascade served on held-out data, as plain data: the monitor's `reference.json`.
 
-The statistics live here, below the monitor, so training writes the file without importing `monitoring`;
-`monitoring.reference.Reference` reads the same JSON and builds itself with `summarise_results`.
+The statistics live here, below `monitoring` and outside `models.evaluation`, so training writes the file without
+importing `monitoring`, and `monitoring.reference.Reference` (which the stream's monitor agent loads) builds itself
+with `summarise_results` without pulling evaluation code into serving.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from filters.jsonl import write_json_atomic
-from filters.postfilter import postfilter, weighted_average
-from filters.spec import FilterSpec
-from models.errors import ModelsError
-from models.metrics import mae
-
-
-class ReferenceDataError(ModelsError, ValueError):
-    """Results without the oracle scores a reference needs; the message names the filter and the article."""
+from filters.postfilter import weighted_average
 
 
 @dataclass
@@ -86,25 +80,3 @@ def summarise_results(results: Iterable[Any], weights: Mapping[str, float], fing
         rates["prefilter_block"] = stages["prefilter"] / total
     return ServedReference(weighted_average=wa, scores=scores, residual_mean=mean, residual_std=std,
                            fingerprint=fingerprint, rates=rates, heldout_mae=heldout_mae)
-
-
-def build_reference(spec: FilterSpec, results: Sequence[Any], oracle: Mapping[str, Sequence[float]],
-                    fingerprint: str) -> ServedReference:
-    """The monitor's reference from the served test-split results.
-
-    `oracle` maps article id → oracle scores (spec dimension order); `heldout_mae` is the served WA (postfilter
-    included) against the oracle's postfiltered WA, as the live oracle spot-check measures it. The prefilter is
-    off in evaluation, so no prefilter-block rate is recorded (it would read 0 and alarm on every block).
-    """
-    dims = spec.dimension_names
-    missing = [r.article_id for r in results if r.article_id not in oracle]
-    if missing:
-        raise ReferenceDataError(f"reference for {spec.key}: no oracle scores for {len(missing)} results "
-                                 f"(e.g. {missing[0]!r}); evaluate on labelled rows only")
-    oracle_wa = [postfilter(spec, dict(zip(dims, map(float, oracle[r.article_id]), strict=True))).weighted_average
-                 for r in results]
-    served = [r.weighted_average for r in results]
-    heldout = mae(served, oracle_wa) if served else None
-    ref = summarise_results(results, dict(zip(dims, spec.weights, strict=True)), fingerprint, heldout)
-    ref.rates.pop("prefilter_block", None)
-    return ref
