@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import collect, decoded, produce
+from stream_helpers import collect, decoded, produce
 
 from distillery.demo import SAMPLES, Outcomes
 from streams.clients import read_lines

@@ -6,10 +6,10 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
-from conftest import article, collect, decoded, produce
 from fake_pipeline import FakePipeline
-from streams.demo import SAMPLES, Outcomes
+from stream_helpers import article, collect, decoded, produce
 
+from distillery.demo import SAMPLES, Outcomes
 from streams.clients import read_lines
 
 pytestmark = [pytest.mark.broker, pytest.mark.timeout(420)]
