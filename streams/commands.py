@@ -64,8 +64,6 @@ def worker(
     loglevel: str = typer.Option("warning", help="faust log level."),
 ) -> None:
     """Run a faust worker; workers started with the same roles and filters share one consumer group."""
-    import faust
-
     from streams.app import make_app, parse_roles, prepare_topics
 
     settings = _settings()
@@ -96,7 +94,9 @@ def worker(
 
     print(f"worker starting: roles={','.join(role_set)} filters={','.join(app.ctx.filters)} "
           f"broker={settings.bootstrap_servers} prefix={settings.topic_prefix!r}", file=sys.stderr, flush=True)
-    faust.Worker(app, loglevel=loglevel, loop=loop, quiet=True).execute_from_commandline()
+    from streams.runner import run_worker
+
+    run_worker(app, settings, loglevel)
 
 
 def produce(
@@ -122,11 +122,16 @@ def tail(
     timeout: float = typer.Option(5.0, help="Stop when nothing arrives for this many seconds (0 = never)."),
 ) -> None:
     """Print messages of TOPIC from the beginning as `key<TAB>value` lines."""
-    from streams.clients import Message, read_topics
+    from streams.clients import Message, TopicNotFoundError, read_topics, require_topics
     from streams.topics import Topics
 
     settings = _settings()
     name = Topics(settings.topic_prefix).resolve(topic)
+    try:
+        asyncio.run(require_topics(settings, [name]))
+    except (TopicNotFoundError, ConnectionError) as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(1) from None
 
     def show(msg: Message) -> None:
         key = msg.key.decode("utf-8", "replace") if msg.key else ""

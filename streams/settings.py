@@ -30,6 +30,11 @@ ENV_PREFIXES = {
     "data_dir": "DISTILLERY_DATA_DIR",
     "device": "DISTILLERY_DEVICE",
     "group_id": "DISTILLERY_GROUP_ID",
+    "auto_offset_reset": "DISTILLERY_AUTO_OFFSET_RESET",
+    "broker_unreachable_timeout": "DISTILLERY_BROKER_UNREACHABLE_TIMEOUT",
+    "shutdown_timeout": "DISTILLERY_SHUTDOWN_TIMEOUT",
+    "health_port": "DISTILLERY_HEALTH_PORT",
+    "retention_ms": "DISTILLERY_RETENTION_MS",
 }
 
 
@@ -62,6 +67,11 @@ class Settings(BaseModel):
     data_dir: str = ""  # faust's local state; empty = a fresh temporary folder
     device: str = ""  # torch device for Stage 2; empty = GPU when present
     group_id: str = ""  # consumer group; empty = derived from prefix, roles and filters
+    auto_offset_reset: Literal["latest", "earliest"] = "latest"  # where a NEW consumer group starts
+    broker_unreachable_timeout: float = Field(default=60.0, gt=0)  # seconds without the broker -> exit 70
+    shutdown_timeout: float = Field(default=5.0, gt=0)  # SIGTERM -> exit within this many seconds
+    health_port: int = Field(default=0, ge=0, le=65535)  # /healthz and /readyz on metrics_host; 0 = off
+    retention_ms: int = Field(default=604_800_000, ge=-1)  # retention.ms of non-result topics (-1 = forever)
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:

@@ -1,0 +1,51 @@
+"""Liveness and readiness of a worker over HTTP, for Docker and Kubernetes healthchecks.
+
+`GET /healthz` is 200 while the worker's event loop keeps running its broker checks (else 503: restart it);
+`GET /readyz` is 200 once the worker holds a consumer-group assignment and the last broker check succeeded (else
+503 with the reason). Served from a daemon thread on DISTILLERY_METRICS_HOST:DISTILLERY_HEALTH_PORT.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import orjson
+
+Probe = Callable[[], tuple[bool, str]]  # -> (ok, reason)
+
+
+def _handler(probes: dict[str, Probe]) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - the http.server API
+            probe = probes.get(self.path.split("?", 1)[0])
+            if probe is None:
+                ok, reason, code = False, f"unknown path {self.path}: use {', '.join(sorted(probes))}", 404
+            else:
+                ok, reason = probe()
+                code = 200 if ok else 503
+            body = orjson.dumps({"ok": ok, "reason": reason})
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - healthchecks poll often: no log
+            return
+
+    return Handler
+
+
+def serve_health(host: str, port: int, live: Probe, ready: Probe) -> ThreadingHTTPServer:
+    """Serve /healthz (`live`) and /readyz (`ready`) on host:port from a daemon thread; returns the server
+    (its `server_address` holds the bound port when `port` is 0)."""
+    try:
+        server = ThreadingHTTPServer((host, port), _handler({"/healthz": live, "/readyz": ready}))
+    except OSError as err:
+        raise OSError(f"cannot serve /healthz on {host}:{port}: {err}; pick a free DISTILLERY_HEALTH_PORT "
+                      "(0 = off)") from err
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, name="health", daemon=True).start()
+    return server
