@@ -193,8 +193,8 @@ class BrokerGuard:
         try:
             view = await asyncio.wait_for(self.fetch(self.settings, bound), bound + 1.0)
         except Exception as err:  # unreachable, timed out, refused, authentication failed ...
-            text = str(err)
-            return self.observe(None, text if type(err).__name__ in text else f"{type(err).__name__}: {text}".rstrip(": "))
+            text, kind = str(err), type(err).__name__
+            return self.observe(None, text if kind in text else f"{kind}: {text}".rstrip(": "))
         return self.observe(view)
 
     async def run(self) -> None:
