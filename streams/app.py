@@ -211,7 +211,8 @@ def make_app(
         topic_disable_leader=True,
         topic_allow_declare=False,
         consumer_auto_offset_reset=settings.auto_offset_reset,  # where a NEW consumer group starts
-        producer_request_timeout=settings.broker_unreachable_timeout,  # faust's default waits 1,200 s for an ack
+        # faust's default waits 1,200 s for an ack; twice the watchdog's limit, so streams.guard reports an outage first
+        producer_request_timeout=2 * settings.broker_unreachable_timeout,
         broker_rebalance_timeout=6,
         broker_session_timeout=6,
         broker_heartbeat_interval=1,
