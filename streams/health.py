@@ -49,3 +49,28 @@ def serve_health(host: str, port: int, live: Probe, ready: Probe) -> ThreadingHT
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, name="health", daemon=True).start()
     return server
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m streams.health [healthz|readyz]`: exit 0 when the worker's endpoint answers 200, else 1 (for
+    Docker HEALTHCHECK; the port is DISTILLERY_HEALTH_PORT, the host 127.0.0.1)."""
+    import os
+    import sys
+    import urllib.request
+
+    path = (argv if argv is not None else sys.argv[1:] or ["healthz"])[0]
+    port = os.environ.get("DISTILLERY_HEALTH_PORT", "") or "0"
+    if port == "0":
+        print("DISTILLERY_HEALTH_PORT is not set: the worker serves no health endpoint", file=sys.stderr)
+        return 1
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/{path}", timeout=3) as response:
+            print(response.read().decode())
+            return 0 if response.status == 200 else 1
+    except Exception as err:  # refused, timed out or a 503 (HTTPError)
+        print(f"{path} on port {port}: {err}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -130,3 +130,51 @@ async def ensure_topics(settings: Settings, names: Sequence[str], timeout: float
 def _topic_errors(response: object) -> list[tuple[str, int, str | None]]:
     errors = getattr(response, "topic_errors", []) or []
     return [(e[0], int(e[1]), e[2] if len(e) > 2 else None) for e in errors]
+
+
+def trained_filters() -> list[str]:
+    """Filters whose newest shipped version has trained artifacts: the ones a worker without --filters serves."""
+    from filters.spec import available, resolve_spec
+
+    names = []
+    for name in sorted(available()):
+        try:
+            spec = resolve_spec(name)
+        except Exception:  # a broken spec is the worker's error to report, not the topic initialiser's
+            continue
+        if (spec.artifacts_dir / "manifest.json").is_file():
+            names.append(spec.name)
+    return names
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m streams.topics [--filters a,b]`: create the deployment's missing topics with their configs
+    (the one-shot topic-init service of docker-compose.yml); settings from the environment like a worker."""
+    import argparse
+    import sys
+
+    from streams.settings import SettingsError
+
+    parser = argparse.ArgumentParser(prog="python -m streams.topics", description=main.__doc__)
+    parser.add_argument("--filters", default="", help="comma-separated filters (default: every trained filter)")
+    args = parser.parse_args(argv)
+    try:
+        settings = Settings.from_env()
+    except SettingsError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    filters = [f.strip() for f in args.filters.split(",") if f.strip()] or trained_filters()
+    names = Topics(settings.topic_prefix).all(filters)
+    try:
+        created = asyncio.run(ensure_topics(settings, names))
+    except (ConnectionError, RuntimeError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    for name in names:
+        state = "created" if name in created else "exists"
+        print(f"{name}\t{state}\t{','.join(f'{k}={v}' for k, v in topic_configs(settings, name).items())}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
