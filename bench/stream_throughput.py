@@ -29,13 +29,15 @@ from streams.settings import Settings  # noqa: E402
 
 def in_process(pipeline: Any, lines: list[bytes], batch_size: int) -> tuple[float, dict[str, int]]:
     """Articles/s of Pipeline.score_batch over `lines` in chunks of `batch_size` (model load not counted)."""
+    from models.deduper import Deduper
     from streams.app import warm_up
 
     warm_up(pipeline)  # the same warm-up a worker does before it joins its group
+    deduper = Deduper()  # one dedupe memory for the run, as one worker has
     started = time.perf_counter()
     stages: dict[str, int] = {}
     for i in range(0, len(lines), batch_size):
-        results, rejections = pipeline.score_batch(lines[i:i + batch_size])
+        results, rejections = pipeline.score_batch(lines[i:i + batch_size], deduper)
         for r in results:
             stages[r.stage] = stages.get(r.stage, 0) + 1
         stages["rejected"] = stages.get("rejected", 0) + len(rejections)
@@ -83,7 +85,7 @@ def main() -> None:
         stream_rate, stream_counts = streamed(lines, args.batch_size, args.timeout)
         stream_rates.append(stream_rate)
         print(f"[{repeat + 1}] stream:     {stream_rate:7.2f} articles/s  {stream_counts}", flush=True)
-        pipeline = pipeline or load_pipeline(None, None, with_student=True)
+        pipeline = pipeline or load_pipeline(Settings(), None, with_student=True)
         local_rate, local_counts = in_process(pipeline, lines, args.batch_size)
         local_rates.append(local_rate)
         print(f"[{repeat + 1}] in-process: {local_rate:7.2f} articles/s  {local_counts}", flush=True)

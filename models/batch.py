@@ -13,6 +13,7 @@ from typing import Any, Protocol
 import orjson
 from tqdm import tqdm
 
+from models.deduper import Deduper
 from models.records import Rejection, Result
 
 
@@ -21,9 +22,10 @@ class BatchError(ValueError):
 
 
 class ScoresBatches(Protocol):
-    """What batch scoring needs from `models.pipeline.Pipeline`."""
+    """What batch scoring needs from `models.pipeline.Pipeline` (a part of models.seams.ScoringPipeline)."""
 
-    def score_batch(self, payloads: Sequence[Any]) -> tuple[list[Result], list[Rejection]]: ...
+    def score_batch(self, payloads: Sequence[Any],
+                    deduper: Deduper | None = None) -> tuple[list[Result], list[Rejection]]: ...
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,7 @@ class InputRow:
 
 
 def rejections_path(output: Path) -> Path:
+    """Where batch scoring writes the articles that got no result (invalid, commerce, duplicate)."""
     return output.with_suffix(".rejections.jsonl")
 
 
@@ -98,7 +101,12 @@ def result_row(result: Result) -> dict[str, Any]:
 
 
 def rejection_row(rejection: Rejection, key: str) -> dict[str, Any]:
-    return {"key": key, "article_id": rejection.article_id, "kind": rejection.kind, "reason": rejection.reason}
+    """One line of the rejections file: the resume key, the decision and its reason (duplicates name the first id)."""
+    row: dict[str, Any] = {"key": key, "article_id": rejection.article_id, "kind": rejection.kind,
+                           "code": rejection.code, "reason": rejection.reason}
+    if rejection.kind == "duplicate":
+        row.update(content_hash=rejection.content_hash, duplicate_of=rejection.duplicate_of)
+    return row
 
 
 def score_file(
@@ -112,7 +120,10 @@ def score_file(
     on_batch: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
     """Score every article not yet in `output` in batches; each batch's results are appended and flushed before
-    the next starts, so an interrupted run resumes where it stopped. Rejections go to `<stem>.rejections.jsonl`."""
+    the next starts, so an interrupted run resumes where it stopped. Rejections go to `<stem>.rejections.jsonl`.
+
+    One Deduper spans the run (the stream's rule: the same content under another id is a duplicate); the summary's
+    `files` names every file written."""
     if batch_size < 1:
         raise BatchError(f"--batch-size must be at least 1, got {batch_size}")
     output = Path(output)
@@ -134,12 +145,13 @@ def score_file(
     tiers: Counter[str] = Counter()
     rejected: Counter[str] = Counter()
     n_results = 0
+    deduper = Deduper()
     started = time.perf_counter()
     bar = tqdm(total=len(pending), desc="score", unit="art", disable=not progress)
     with output.open("ab") as out_fh, rejections_path(output).open("ab") as rej_fh:
         for start in range(0, len(pending), batch_size):
             chunk = pending[start:start + batch_size]
-            results, rejections = pipeline.score_batch([r.payload for r in chunk])
+            results, rejections = pipeline.score_batch([r.payload for r in chunk], deduper=deduper)
             keys_by_id = {str(r.payload.get("id")): r.key for r in chunk if isinstance(r.payload, dict)}
             unkeyed = iter([r.key for r in chunk if r.key.startswith("line:")])
             out_fh.write(b"".join(orjson.dumps(result_row(r), option=orjson.OPT_SERIALIZE_NUMPY) + b"\n"
@@ -163,7 +175,8 @@ def score_file(
     bar.close()
     elapsed = time.perf_counter() - started
     return {
-        "input": str(input_path), "output": str(output), "rows_in": len(rows),
+        "input": str(input_path), "output": str(output), "rejections": str(rejections_path(output)),
+        "files": [str(output), str(rejections_path(output))], "rows_in": len(rows),
         "skipped_already_done": sum(1 for r in rows if r.key in done), "scored_articles": len(pending),
         "results": n_results, "rejected": dict(sorted(rejected.items())), "stages": dict(sorted(stages.items())),
         "tiers": dict(sorted(tiers.items())), "elapsed_s": round(elapsed, 3),
@@ -172,6 +185,7 @@ def score_file(
 
 
 def format_summary(summary: dict[str, Any]) -> str:
+    """The summary a person reads: counts, rate, and every file written."""
     rate = summary["articles_per_s"]
     return "\n".join([
         f"scored {summary['scored_articles']} articles ({summary['skipped_already_done']} already done) -> "
@@ -180,6 +194,7 @@ def format_summary(summary: dict[str, Any]) -> str:
         f"  tiers {json.dumps(summary['tiers'])}",
         f"  rejected {json.dumps(summary['rejected'])}",
         f"  results -> {summary['output']}",
+        f"  rejections -> {summary['rejections']}",
     ])
 
 

@@ -134,7 +134,7 @@ def register(app: typer.Typer) -> None:
         try:
             spec = resolve_spec(filter_ref)
             dataset = load_dataset(data, spec)
-            pipe = Pipeline.load([str(spec.path)], with_student=not no_student, commerce=False)
+            pipe = Pipeline.load([str(spec.path)], with_student=not no_student, stage1_only=no_student, commerce=False)
             pipe.apply_prefilter = False
             report = evaluate(pipe, spec.name, dataset, n_boot=bootstrap)
         except (SpecError, DataError, ArtifactError, PipelineError) as err:

@@ -65,7 +65,6 @@ def _model_version(model_id: str) -> str:
 
 
 def _load_sentence_transformer(model_id: str, max_tokens: int) -> SentenceModel:
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from sentence_transformers import SentenceTransformer
 
     if model_id == DEFAULT_MODEL_ID:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -13,17 +12,21 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import orjson
 
 from filters.article import Article, ArticleError
 from filters.postfilter import postfilter
 from filters.spec import FilterSpec, SpecError, resolve_served, trained_specs
 from models.artifacts import MANIFEST, ArtifactError, manifest_digest, verify_artifacts
 from models.calibration import Calibration
+from models.deduper import Deduper
 from models.embedding import Encoder
+from models.payload import NO_CONTENT, PayloadError, PayloadLimits, decode_payload
 from models.probe import Probe
-from models.records import Prepared, Rejection, Result, Stage2Request
+from models.records import Prepared, Rejection, Result, Stage, Stage2Request
 from models.router import Router, route_statistic
+from models.seams import CommerceGate, ProbabilityHead, StudentModel
+
+__all__ = ["Deduper", "FilterModels", "Pipeline", "PipelineError", "content_hash"]
 
 log = logging.getLogger(__name__)
 
@@ -57,29 +60,42 @@ def _clean(article: dict[str, Any]) -> dict[str, Any]:
 
 @dataclass
 class FilterModels:
-    """Everything one filter version needs at inference, loaded from verified artifacts."""
+    """Everything one filter version needs at inference, loaded from verified artifacts.
+
+    `has_student` says whether the filter version's ARTIFACTS hold a student: it decides escalation to Stage 2,
+    whether or not this process loaded the student (a probe-only worker escalates exactly like an all-roles one).
+    `stage1_only` turns Stage 2 off on purpose (evaluation of the probe alone)."""
 
     spec: FilterSpec
     probe: Probe
     router: Router
     calibration: Calibration
-    student: Any | None = None  # models.student.Student
+    student: StudentModel | None = None
     prefilter: Any | None = None  # filters.prefilter.Prefilter
     fingerprint: str = ""
     manifest: dict[str, Any] = field(default_factory=dict)
+    has_student: bool = False
+    stage1_only: bool = False
+
+    @property
+    def escalates(self) -> bool:
+        """True when the router's escalations go to Stage 2 (the artifacts hold a student, or one was set)."""
+        return (self.has_student or self.student is not None) and not self.stage1_only
 
     @classmethod
     def load(cls, spec: FilterSpec, encoder: Encoder | None = None, *, device: str | None = None,
-             with_student: bool = True, directory: Path | None = None) -> FilterModels:
+             with_student: bool = True, directory: Path | None = None, stage1_only: bool = False) -> FilterModels:
         """Verify the manifest (checksums, spec and encoder fingerprints), then load probe, router, calibration,
-        prefilter and — when present and wanted — the student."""
+        prefilter and — when present and wanted — the student. `with_student=False` only skips LOADING it (a
+        process that never runs Stage 2): escalation still follows the artifacts."""
         directory = directory or spec.artifacts_dir
         manifest = verify_artifacts(directory, spec, encoder.fingerprint() if encoder else None)
         probe = Probe.load(directory)
         router = Router.load(directory)
         calibration = Calibration.load(directory, spec.dimension_names)
         student = None
-        if with_student and (directory / STUDENT_DIR / "student.json").is_file():
+        has_student = student_in_artifacts(directory)
+        if with_student and has_student and not stage1_only:
             from models.student import Student
 
             student = Student.load(directory / STUDENT_DIR, device=device)
@@ -89,16 +105,21 @@ class FilterModels:
                     f"{directory / STUDENT_DIR}: the student's preprocessing differs from the one recorded in "
                     f"{directory / MANIFEST}; re-train with `distillery train --filter {spec.path}`"
                 )
-        elif with_student:
+        elif not has_student:
             log.warning("filter %s has no student in %s: articles above the router's operating point get "
                         "probe scores (stage1)", spec.key, directory)
         from filters.prefilter import Prefilter
 
         return cls(spec, probe, router, calibration, student, Prefilter.for_spec(spec), manifest_digest(directory),
-                   manifest)
+                   manifest, has_student=has_student, stage1_only=stage1_only)
 
 
-def _commerce_gate(encoder: Encoder) -> Any | None:
+def student_in_artifacts(directory: Path) -> bool:
+    """Whether a filter version's artifacts hold a Stage-2 student (the one source of the escalation decision)."""
+    return (directory / STUDENT_DIR / "student.json").is_file()
+
+
+def _commerce_gate(encoder: Encoder) -> CommerceGate | None:
     """The combined commerce filter (rules + head), or None when the rules module is not installed.
 
     The head must have been trained on this encoder's vectors; another model is refused with the fix."""
@@ -124,14 +145,19 @@ def _commerce_gate(encoder: Encoder) -> Any | None:
 
 
 class Pipeline:
-    """Loaded filters + the shared encoder + the commerce gate. Stateless per call (dedup lives in Deduper)."""
+    """Loaded filters + the shared encoder + the commerce gate: owns every scoring decision (payload limits,
+    validation, commerce, dedupe, escalation, arrival time and latency). Stateless per call: the dedupe memory is a
+    Deduper the caller passes (one per worker, or one per batch run)."""
 
-    def __init__(self, encoder: Encoder, filters: Mapping[str, FilterModels], commerce: Any | None = None, *,
-                 apply_prefilter: bool = True) -> None:
+    def __init__(self, encoder: Encoder, filters: Mapping[str, FilterModels], commerce: CommerceGate | None = None,
+                 *, apply_prefilter: bool = True, limits: PayloadLimits | None = None,
+                 dedupe_size: int = 100_000) -> None:
         self.encoder = encoder
         self.filters = dict(filters)
         self.commerce = commerce
         self.apply_prefilter = apply_prefilter
+        self.limits = limits or PayloadLimits()
+        self.dedupe_size = dedupe_size
         self._warned: set[str] = set()
 
     @property
@@ -141,8 +167,12 @@ class Pipeline:
     # -- construction --------------------------------------------------------------------------------
     @classmethod
     def load(cls, filters: Sequence[str] | None = None, *, device: str | None = None, with_student: bool = True,
-             encoder: Encoder | None = None, commerce: bool = True) -> Pipeline:
-        """Load named filters (name, name/vN or path) or, with None, every shipped filter whose artifacts exist."""
+             encoder: Encoder | None = None, commerce: bool = True, stage1_only: bool = False,
+             limits: PayloadLimits | None = None, dedupe_size: int = 100_000) -> Pipeline:
+        """Load named filters (name, name/vN or path) or, with None, every shipped filter whose artifacts exist.
+
+        `with_student=False` skips loading students (a worker without the stage2 role) but NOT escalation, which
+        follows the artifacts; `stage1_only=True` serves the probe's scores for every article (no Stage 2)."""
         specs: list[FilterSpec] = []
         if filters is None:
             specs = list(trained_specs().values())
@@ -161,48 +191,64 @@ class Pipeline:
                     )
                 specs.append(spec)
         if encoder is None:
-            model_ids = set()
+            model_ids: set[str] = set()
             for spec in specs:
                 from models.artifacts import read_manifest
 
                 emb = read_manifest(spec.artifacts_dir).get("embedding") or {}
-                model_ids.add(emb.get("model_id"))
-            model_ids.discard(None)
+                if emb.get("model_id"):
+                    model_ids.add(str(emb["model_id"]))
             if len(model_ids) > 1:
                 raise PipelineError(f"loaded filters use different embedding models {sorted(model_ids)}; re-train "
                                     "them on one model so each article is embedded once")
             encoder = Encoder.shared(next(iter(model_ids), None))
-        models = {s.name: FilterModels.load(s, encoder, device=device, with_student=with_student) for s in specs}
-        return cls(encoder, models, _commerce_gate(encoder) if commerce else None)
+        models = {s.name: FilterModels.load(s, encoder, device=device, with_student=with_student,
+                                            stage1_only=stage1_only) for s in specs}
+        return cls(encoder, models, _commerce_gate(encoder) if commerce else None, limits=limits,
+                   dedupe_size=dedupe_size)
 
-    # -- step 1: validate, clean, commerce, embed once ------------------------------------------------
-    def prepare(self, payloads: Sequence[Any], received_at: float | None = None) -> list[Prepared | Rejection]:
-        """Validate + clean each payload, block commerce (rules before, head after the one batched embedding)."""
+    # -- step 1: limits, validate, clean, commerce, dedupe, embed once ---------------------------------
+    def prepare(self, payloads: Sequence[Any], received_at: float | None = None,
+                deduper: Deduper | None = None) -> list[Prepared | Rejection]:
+        """Check each payload's size/UTF-8/depth before parsing, validate + clean it, block commerce (rules before,
+        head after the one batched embedding) and — with a deduper — content that another article already had.
+
+        `received_at` (default: now) is the articles' one arrival time; results measure latency from it."""
+        arrived = time.time() if received_at is None else float(received_at)
         out: list[Prepared | Rejection | None] = [None] * len(payloads)
         pending: list[tuple[int, dict[str, Any], str]] = []
         for i, payload in enumerate(payloads):
             try:
-                data = orjson.loads(payload) if isinstance(payload, bytes | bytearray | str) else payload
+                data = decode_payload(payload, self.limits)
                 article = _clean(Article.parse(data).as_dict())
-            except (orjson.JSONDecodeError, ArticleError) as err:
-                ident = payload.get("id") if isinstance(payload, Mapping) else None
+            except PayloadError as err:
+                out[i] = Rejection("invalid", str(err), err.article_id, payload, code=err.code)
+                continue
+            except ArticleError as err:
+                ident = data.get("id") if isinstance(data, Mapping) else None
                 out[i] = Rejection("invalid", str(err), str(ident) if ident is not None else None, payload)
                 continue
             if not article.get("content"):
                 out[i] = Rejection("invalid", f"article {article['id']!r} has no content/text after cleaning",
-                                   article["id"], payload)
+                                   article["id"], payload, code=NO_CONTENT)
                 continue
             if self.commerce is not None:
-                decision = self.commerce.rules.check(article) if hasattr(self.commerce, "rules") else None
-                if decision is not None and not decision.passed:
+                decision = self.commerce.rules.check(article)
+                if not decision.passed:
                     out[i] = Rejection("commerce", decision.reason, article["id"], payload)
                     continue
-            pending.append((i, article, content_hash(article)))
+            digest = content_hash(article)
+            first = deduper.duplicate_of(digest, str(article["id"])) if deduper is not None else None
+            if first is not None:
+                out[i] = Rejection("duplicate", "duplicate", article["id"], payload, content_hash=digest,
+                                   duplicate_of=first)
+                continue
+            pending.append((i, article, digest))
         if pending:
             emb = self.encoder.encode([a for _, a, _ in pending])
             probs = None
-            head = getattr(self.commerce, "head", None) if self.commerce is not None else None
-            if head is not None:
+            head = self.commerce.head if self.commerce is not None else None
+            if isinstance(head, ProbabilityHead):
                 probs = head.probabilities(emb)
             for j, (i, article, h) in enumerate(pending):
                 p = float(probs[j]) if probs is not None else None
@@ -211,11 +257,7 @@ class Pipeline:
                     if not decision.passed:
                         out[i] = Rejection("commerce", decision.reason, article["id"], payloads[i])
                         continue
-                out[i] = Prepared(article, h, emb[j], p)
-        if received_at is not None:
-            for item in out:
-                if isinstance(item, Prepared):
-                    item.article.setdefault("_received_at", received_at)
+                out[i] = Prepared(article, h, emb[j], p, arrived)
         return [x for x in out if x is not None]
 
     # -- step 2: prefilter, probe, router -------------------------------------------------------------
@@ -225,10 +267,10 @@ class Pipeline:
         except KeyError:
             raise PipelineError(f"filter {filter_name!r} is not loaded; loaded: {sorted(self.filters)}") from None
 
-    def _result(self, fm: FilterModels, article: Mapping[str, Any], stage: str, raw: Mapping[str, float] | None,
-                *, probe_scores: dict[str, float] | None = None, reason: str | None = None) -> Result:
-        received = article.get("_received_at")
-        latency = (time.time() - received) * 1000 if isinstance(received, float | int) else 0.0
+    def _result(self, fm: FilterModels, article: Mapping[str, Any], stage: Stage, raw: Mapping[str, float] | None,
+                received_at: float, *, probe_scores: dict[str, float] | None = None,
+                reason: str | None = None) -> Result:
+        latency = (time.time() - received_at) * 1000 if received_at > 0 else 0.0
         if raw is None:
             scores, wa, tier, gated, caps = {}, 0.0, fm.spec.tiers[-1].name, False, []
         else:
@@ -257,7 +299,7 @@ class Pipeline:
             if self.apply_prefilter and fm.prefilter is not None:
                 decision = fm.prefilter.check(p.article)
                 if not decision.passed:
-                    out[i] = self._result(fm, p.article, "prefilter", None, reason=decision.reason)
+                    out[i] = self._result(fm, p.article, "prefilter", None, p.received_at, reason=decision.reason)
                     continue
             passed.append(i)
         if passed:
@@ -267,19 +309,16 @@ class Pipeline:
             to_stage2 = fm.router.needs_stage2(stat)
             dims = fm.spec.dimension_names
             served = fm.calibration.stage1(scores)
+            escalates = fm.escalates
             for j, i in enumerate(passed):
-                art = prepared[i].article
+                art, received = prepared[i].article, prepared[i].received_at
                 ps = _by_dimension(dims, scores[j])
-                if to_stage2[j] and fm.student is not None:
-                    received = art.get("_received_at")
+                if to_stage2[j] and escalates:
                     out[i] = Stage2Request(art, fm.spec.name, fm.spec.version, ps, float(wa[j]), float(stat[j]),
-                                           float(received) if isinstance(received, float | int) else time.time())
+                                           received)
                 else:
-                    if to_stage2[j] and fm.spec.name not in self._warned:
-                        self._warned.add(fm.spec.name)
-                        log.warning("filter %s: no student loaded; routed articles get probe scores", fm.spec.key)
-                    out[i] = self._result(fm, art, "stage1", _by_dimension(dims, served[j]), probe_scores=ps,
-                                          reason="passed")
+                    out[i] = self._result(fm, art, "stage1", _by_dimension(dims, served[j]), received,
+                                          probe_scores=ps, reason="passed")
         return [x for x in out if x is not None]
 
     # -- step 3: student, calibration, postfilter -----------------------------------------------------
@@ -293,15 +332,22 @@ class Pipeline:
             fm = self._models(name)
             dims = fm.spec.dimension_names
             probe = np.array([[requests[i].probe_scores[d] for d in dims] for i in idx], dtype=np.float64)
-            if fm.student is None:  # a Stage-2 worker without a student serves what Stage 1 would have
+            if fm.student is None and fm.escalates:
+                raise PipelineError(
+                    f"filter {fm.spec.key} has a student in its artifacts but this process did not load it: run "
+                    "Stage 2 in a worker with the stage2 role (it loads the students), or load the pipeline with "
+                    "with_student=True"
+                )
+            stage: Stage
+            if fm.student is None:  # a filter without a student: Stage 2 serves what Stage 1 would have
                 stage, scores = "stage1", fm.calibration.stage1(probe)
             else:
                 raw = fm.student.predict([requests[i].article for i in idx], batch_size=batch_size)
                 stage, scores = "stage2", fm.calibration.apply(fm.calibration.combine(raw, probe))
             for j, i in enumerate(idx):
                 r = requests[i]
-                out[i] = self._result(fm, r.article, stage, _by_dimension(dims, scores[j]), probe_scores=r.probe_scores,
-                                      reason="passed")
+                out[i] = self._result(fm, r.article, stage, _by_dimension(dims, scores[j]), r.received_at,
+                                      probe_scores=r.probe_scores, reason="passed")
         return [x for x in out if x is not None]
 
     # -- batch -----------------------------------------------------------------------------------------
@@ -311,34 +357,19 @@ class Pipeline:
         requests: list[Stage2Request] = []
         for name in filters or list(self.filters):
             for item in self.route(prepared, name):
-                (requests if isinstance(item, Stage2Request) else results).append(item)
+                if isinstance(item, Stage2Request):
+                    requests.append(item)
+                else:
+                    results.append(item)
         results.extend(self.stage2(requests))
         return results
 
-    def score_batch(self, payloads: Sequence[Any]) -> tuple[list[Result], list[Rejection]]:
-        """prepare → route (every filter) → stage2: the same objects the stream uses."""
-        items = self.prepare(payloads, received_at=time.time())
+    def score_batch(self, payloads: Sequence[Any],
+                    deduper: Deduper | None = None) -> tuple[list[Result], list[Rejection]]:
+        """prepare → route (every filter) → stage2: the same objects and decisions the stream uses, dedupe included
+        (pass one Deduper for a run of several calls; by default each call dedupes within itself)."""
+        deduper = deduper if deduper is not None else Deduper(self.dedupe_size)
+        items = self.prepare(payloads, received_at=time.time(), deduper=deduper)
         prepared = [p for p in items if isinstance(p, Prepared)]
         rejected = [p for p in items if isinstance(p, Rejection)]
         return self.score_prepared(prepared), rejected
-
-
-class Deduper:
-    """Bounded LRU of content hashes."""
-
-    def __init__(self, capacity: int = 100_000) -> None:
-        self.capacity = capacity
-        self._seen: OrderedDict[str, None] = OrderedDict()
-
-    def seen(self, content_hash: str) -> bool:
-        """True if already seen (and refresh it); otherwise record it and return False."""
-        if content_hash in self._seen:
-            self._seen.move_to_end(content_hash)
-            return True
-        self._seen[content_hash] = None
-        if len(self._seen) > self.capacity:
-            self._seen.popitem(last=False)
-        return False
-
-    def __len__(self) -> int:
-        return len(self._seen)

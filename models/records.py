@@ -12,12 +12,24 @@ Stage = Literal["prefilter", "stage1", "stage2"]
 
 @dataclass
 class Rejection:
-    """An article stopped before the filters: invalid (→ DLQ), duplicate, or blocked by the commerce prefilter."""
+    """An article stopped before the filters: invalid (→ DLQ), duplicate, or blocked by the commerce prefilter.
+
+    `reason` is human-readable (for invalid input it says what was wrong and what to do); `code` is its bounded,
+    stable form for metric labels and the DLQ record (`too_large`, `too_deep`, `invalid_utf8`, `invalid_json`,
+    `invalid_article`, `no_content`, `duplicate`, `commerce`). A duplicate names its `content_hash` and the id of the
+    earlier article with that content (`duplicate_of`)."""
 
     kind: Literal["invalid", "duplicate", "commerce"]
     reason: str
     article_id: str | None
     payload: Any
+    code: str = ""
+    content_hash: str | None = None
+    duplicate_of: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.code:
+            self.code = self.kind if self.kind != "invalid" else "invalid_article"
 
 
 @dataclass
@@ -28,6 +40,7 @@ class Prepared:
     content_hash: str
     embedding: np.ndarray  # float32, shape (dim,)
     commerce_probability: float | None = None
+    received_at: float = 0.0  # time.time() when the article entered the pipeline: the ONE arrival time (latency)
 
 
 @dataclass

@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import importlib
 import logging
 import os
 import sys
 import tempfile
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from streams.agents.frame import FaustSink, Frame, Inbound, MemorySink, Outbound, inbound
 from streams.settings import Settings, SettingsError
 from streams.topics import Topics
+
+if TYPE_CHECKING:
+    from models.deduper import Deduper
+    from models.seams import ScoringPipeline
 
 __all__ = ["ROLES", "Settings", "SettingsError", "WorkerContext", "make_app", "metrics", "load_pipeline"]
 
@@ -42,16 +46,23 @@ def metrics() -> Any:
     return METRICS
 
 
-def load_pipeline(filters: Sequence[str] | None, device: str | None, with_student: bool) -> Any:
-    """Load the scoring pipeline (or the factory named by DISTILLERY_PIPELINE_FACTORY, used by tests)."""
+def load_pipeline(settings: Settings, filters: Sequence[str] | None, with_student: bool) -> ScoringPipeline:
+    """Load the scoring pipeline (or the factory named by DISTILLERY_PIPELINE_FACTORY, used by tests).
+
+    `with_student` only decides whether this process LOADS the students (it runs Stage 2); which articles escalate
+    follows each filter's artifacts either way."""
     factory_path = os.environ.get(PIPELINE_FACTORY_ENV, "")
+    limits = settings.payload_limits()
     if factory_path:
         module_name, _, attr = factory_path.partition(":")
         factory = getattr(importlib.import_module(module_name), attr or "load")
-        return factory(filters, device=device, with_student=with_student)
+        pipeline: ScoringPipeline = factory(filters, device=settings.device or None, with_student=with_student,
+                                            limits=limits)
+        return pipeline
     from models.pipeline import Pipeline
 
-    return Pipeline.load(filters, device=device, with_student=with_student)
+    return Pipeline.load(filters, device=settings.device or None, with_student=with_student, limits=limits,
+                         dedupe_size=settings.dedupe_size)
 
 
 WARM_UP_TEXT = (
@@ -61,12 +72,14 @@ WARM_UP_TEXT = (
 )
 
 
-def warm_up(pipeline: Any) -> None:
-    """One prepare and one Stage-2 call per filter on a synthetic article, through the public pipeline steps."""
+def warm_up(pipeline: ScoringPipeline, stage2: bool = True) -> None:
+    """One prepare (and, for a Stage-2 worker, one Stage-2 call per filter) on a synthetic article."""
     from models.records import Prepared, Stage2Request
 
     article = {"id": "warm-up", "title": "Warm-up article", "content": WARM_UP_TEXT}
     prepared = [p for p in pipeline.prepare([article]) if isinstance(p, Prepared)]
+    if not stage2:
+        return
     requests = [
         Stage2Request(prepared[0].article if prepared else article, name, spec.version,
                       {d: 0.0 for d in spec.dimension_names}, 0.0, 1.0, 0.0)
@@ -75,26 +88,41 @@ def warm_up(pipeline: Any) -> None:
     pipeline.stage2(requests)
 
 
-def make_deduper(size: int) -> Any:
-    """The in-process content-hash deduper; a duplicate across workers is harmless because keys are idempotent."""
-    from models.pipeline import Deduper
+def make_deduper(size: int) -> Deduper:
+    """The worker's content-hash deduper (replay-safe: an article is never its own duplicate; see
+    docs/streaming.md "Dedupe across replays and workers")."""
+    from models.deduper import Deduper
 
     return Deduper(size)
 
 
 @dataclass
 class WorkerContext:
-    """What every agent of a worker shares: settings, topic names, the pipeline and one model thread."""
+    """What every agent of a worker shares: settings, topic names, the pipeline, one model thread and the frame
+    (sink + dead letters). Without an app (tests), outputs go to an in-memory sink."""
 
     settings: Settings
     topics: Topics
-    pipeline: Any
+    pipeline: ScoringPipeline | None
     roles: tuple[str, ...]
     filters: tuple[str, ...]
     app: Any = None
     channels: dict[str, Any] = field(default_factory=dict)  # topic name -> faust Topic
     executor: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="model"))
-    deduper: Any = None
+    deduper: Deduper | None = None
+    frame: Frame = field(init=False)
+
+    def __post_init__(self) -> None:
+        sink = FaustSink(self.channel) if self.app is not None else MemorySink()
+        self.frame = Frame(self.topics.dlq, sink, self.settings.max_record_bytes,
+                           on_dead_letter=lambda stage, reason: metrics().dlq(stage))
+
+    @property
+    def scorer(self) -> ScoringPipeline:
+        """The pipeline (a worker with model roles always has one)."""
+        if self.pipeline is None:
+            raise RuntimeError("this worker has no scoring pipeline (no prefilter/probe/stage2 role)")
+        return self.pipeline
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """Run blocking model work on the single model thread so the event loop never blocks."""
@@ -132,26 +160,19 @@ class WorkerContext:
             )
         return self.channels[name]
 
-    async def send_all(self, messages: Sequence[tuple[str, bytes | None, bytes]]) -> None:
-        """Produce (topic, key, value) messages and wait until the broker acknowledged every one of them.
+    async def consume(self, stream: Any, batch_size: int, stage: str,
+                      handle: Callable[[Sequence[Inbound]], Awaitable[list[list[Outbound]]]]) -> None:
+        """The faust side of every agent: take micro-batches, run them through the frame, then ack the inputs.
 
-        Agents ack their input only after this returns: that is the at-least-once guarantee.
-        """
-        futures = [await self.channel(topic).send(key=key, value=value) for topic, key, value in messages]
-        if futures:
-            await asyncio.gather(*futures)
-
-    @contextlib.asynccontextmanager
-    async def processing(self, stream: Any, events: Sequence[Any], where: str) -> AsyncIterator[None]:
-        """The at-least-once frame of every agent's micro-batch: run the body (which sends all outputs with
-        `send_all`), then ack the inputs; if the body fails (Kafka unreachable or a bug), exit unacked so the
-        batch is replayed after the restart."""
-        try:
-            yield
-        except Exception as exc:
-            self.crash(exc, where)
-        for event in events:
-            await stream.ack(event)
+        If the frame raises (the broker unreachable, or a bug outside one message), exit unacked so the batch is
+        replayed after the restart: the at-least-once guarantee."""
+        async for events in stream.noack_take(batch_size, within=self.settings.batch_within):
+            try:
+                await self.frame.process([inbound(e) for e in events], stage, handle)
+            except Exception as exc:
+                self.crash(exc, f"{stage} agent")
+            for event in events:
+                await stream.ack(event)
 
     def crash(self, exc: BaseException, where: str) -> None:
         """Stop the whole process without committing: unacked inputs are replayed after the restart."""
@@ -193,10 +214,11 @@ def make_app(
     import faust
 
     role_set = parse_roles(roles)
+    settings.threads.apply()  # the process's thread policy and HF offline mode, set once here
     needs_models = bool({"prefilter", "probe", "stage2"} & set(role_set))
     if pipeline is None and needs_models:
-        pipeline = load_pipeline(filters, settings.device or None, with_student="stage2" in role_set)
-        warm_up(pipeline)
+        pipeline = load_pipeline(settings, filters, with_student="stage2" in role_set)
+        warm_up(pipeline, stage2="stage2" in role_set)
     # `filters` may name versions or paths (uplifting/v1); topics and groups use the loaded filter names.
     chosen = tuple(sorted(pipeline.specs)) if pipeline is not None else tuple(filters or ())
     data_dir = settings.data_dir or tempfile.mkdtemp(prefix="distillery-faust-")
@@ -210,16 +232,11 @@ def make_app(
         web_enabled=False,
         topic_disable_leader=True,
         topic_allow_declare=False,
-        consumer_auto_offset_reset=settings.auto_offset_reset,  # where a NEW consumer group starts
+        producer_max_request_size=settings.max_record_bytes + 65536,  # our own check (frame) is the strict one
         # faust's default waits 1,200 s for an ack; twice the watchdog's limit, so streams.guard reports an outage first
         producer_request_timeout=2 * settings.broker_unreachable_timeout,
-        broker_rebalance_timeout=6,
-        broker_session_timeout=6,
-        broker_heartbeat_interval=1,
-        broker_commit_interval=1.0,
-        broker_commit_every=100,
-        producer_acks=-1,
         stream_wait_empty=False,
+        **settings.faust.app_kwargs(),
     )
     ctx = WorkerContext(settings=settings, topics=Topics(settings.topic_prefix), pipeline=pipeline,
                         roles=role_set, filters=chosen, app=app)
@@ -243,7 +260,7 @@ def make_app(
             registrars[role](app, ctx)
     if settings.metrics_port:
         metrics().serve(settings.metrics_host, settings.metrics_port)
-    app.ctx = ctx
+    app.ctx = ctx  # type: ignore[attr-defined]  # the worker's context, for the CLI and tests
     return app
 
 

@@ -1,12 +1,18 @@
-"""Worker settings from the environment: Kafka address and security, topic prefix and partitions, batching, metrics."""
+"""The one settings tree of a worker, read from the environment at process entry: Kafka address and security,
+topics, batching, payload limits, faust tuning, threads, monitor and spot-check. Lower layers (models, monitoring)
+never read the environment: they get the plain config objects built here (PayloadLimits, MonitorConfig, ...)."""
 
 from __future__ import annotations
 
 import os
 import ssl
-from typing import Any, Literal
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+if TYPE_CHECKING:
+    from models.payload import PayloadLimits
 
 ENV_PREFIXES = {
     # field name -> environment variable
@@ -30,12 +36,108 @@ ENV_PREFIXES = {
     "data_dir": "DISTILLERY_DATA_DIR",
     "device": "DISTILLERY_DEVICE",
     "group_id": "DISTILLERY_GROUP_ID",
-    "auto_offset_reset": "DISTILLERY_AUTO_OFFSET_RESET",
+    "max_article_bytes": "DISTILLERY_MAX_ARTICLE_BYTES",
+    "max_json_depth": "DISTILLERY_MAX_JSON_DEPTH",
+    "max_record_bytes": "DISTILLERY_MAX_RECORD_BYTES",
     "broker_unreachable_timeout": "DISTILLERY_BROKER_UNREACHABLE_TIMEOUT",
     "shutdown_timeout": "DISTILLERY_SHUTDOWN_TIMEOUT",
     "health_port": "DISTILLERY_HEALTH_PORT",
     "retention_ms": "DISTILLERY_RETENTION_MS",
 }
+# nested groups: field `faust.session_timeout` <- DISTILLERY_FAUST_SESSION_TIMEOUT, and so on
+GROUP_PREFIXES = {
+    "faust": "DISTILLERY_FAUST_",
+    "threads": "DISTILLERY_THREADS_",
+    "monitor": "DISTILLERY_MONITOR_",
+    "spotcheck": "DISTILLERY_SPOTCHECK_",
+}
+
+
+class FaustTuning(BaseModel):
+    """faust consumer/producer tuning: join a group in seconds, commit every second; a NEW consumer group starts at
+    `auto_offset_reset` (DISTILLERY_FAUST_AUTO_OFFSET_RESET): `latest`, so a worker joining a running deployment or
+    changing roles does not replay the topic history; the demo and the tests set `earliest`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    rebalance_timeout: float = Field(default=6.0, gt=0)
+    session_timeout: float = Field(default=6.0, gt=0)
+    heartbeat_interval: float = Field(default=1.0, gt=0)
+    commit_interval: float = Field(default=1.0, gt=0)
+    commit_every: int = Field(default=100, ge=1)
+    producer_acks: Literal[-1, 0, 1] = -1
+    auto_offset_reset: Literal["earliest", "latest"] = "latest"
+
+    def app_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of faust.App for these settings."""
+        return {
+            "broker_rebalance_timeout": self.rebalance_timeout, "broker_session_timeout": self.session_timeout,
+            "broker_heartbeat_interval": self.heartbeat_interval, "broker_commit_interval": self.commit_interval,
+            "broker_commit_every": self.commit_every, "producer_acks": self.producer_acks,
+            "consumer_auto_offset_reset": self.auto_offset_reset,
+        }
+
+
+class ThreadSettings(BaseModel):
+    """The process's thread policy, applied once at process entry (`apply`), never by library code."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    torch: int = Field(default=2, ge=1)  # intra-op threads of torch (model thread work; small matmuls)
+    tokenizers_parallelism: bool = False
+    hf_offline: bool = True  # models come from the local cache; a worker never downloads
+
+    def apply(self, environ: Any = None) -> None:
+        """Set the process environment (HF_HUB_OFFLINE, TOKENIZERS_PARALLELISM) and torch's thread count."""
+        env = os.environ if environ is None else environ
+        if self.hf_offline:
+            env.setdefault("HF_HUB_OFFLINE", "1")
+        env.setdefault("TOKENIZERS_PARALLELISM", "true" if self.tokenizers_parallelism else "false")
+        try:
+            import torch
+        except ImportError:
+            return
+        torch.set_num_threads(self.torch)
+
+
+class MonitorSettings(BaseModel):
+    """The monitor agent: where and how often it writes its state; detector overrides for MonitorConfig."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    state: str = ""  # state file; empty = monitoring's default path
+    state_interval: float = Field(default=5.0, gt=0)
+    detector: dict[str, str] = Field(default_factory=dict)  # MonitorConfig field -> value (DISTILLERY_MONITOR_<F>)
+
+    def config(self) -> Any:
+        """The plain monitoring.monitor.MonitorConfig for these settings."""
+        from monitoring.monitor import CONFIG_ENV_PREFIX, MonitorConfig
+
+        return MonitorConfig.from_env({CONFIG_ENV_PREFIX + k.upper(): v for k, v in self.detector.items()})
+
+
+class SpotCheckSettings(BaseModel):
+    """The oracle spot-check of the monitor (off unless a provider is set)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    provider: str = ""
+    model: str = ""
+    k: int = Field(default=20, ge=1)
+    period: float = Field(default=3_600.0, gt=0)
+    margin: float = Field(default=0.3, ge=0)
+
+    def as_mapping(self) -> dict[str, str]:
+        """The values as the DISTILLERY_SPOTCHECK_* mapping that monitoring.spotcheck reads."""
+        prefix = GROUP_PREFIXES["spotcheck"]
+        return {prefix + k.upper(): str(v) for k, v in self.model_dump().items() if v != ""}
+
+
+def _variable(loc: tuple[Any, ...]) -> str:
+    """The environment variable of a validation error's location (`('faust', 'commit_every')` -> its variable)."""
+    if loc and loc[0] in GROUP_PREFIXES and len(loc) > 1:
+        return f"{GROUP_PREFIXES[str(loc[0])]}{str(loc[1]).upper()}"
+    return ENV_PREFIXES.get(str(loc[0]), str(loc[0])) if loc else "settings"
 
 
 class SettingsError(ValueError):
@@ -67,25 +169,49 @@ class Settings(BaseModel):
     data_dir: str = ""  # faust's local state; empty = a fresh temporary folder
     device: str = ""  # torch device for Stage 2; empty = GPU when present
     group_id: str = ""  # consumer group; empty = derived from prefix, roles and filters
-    auto_offset_reset: Literal["latest", "earliest"] = "latest"  # where a NEW consumer group starts
+    max_article_bytes: int = Field(default=512 * 1024, ge=1024)  # larger input messages go to the DLQ (too_large)
+    max_json_depth: int = Field(default=32, ge=2)  # deeper input JSON goes to the DLQ (too_deep)
+    max_record_bytes: int = Field(default=1_000_000, ge=10_000)  # the producer's limit; larger outputs are DLQ'd
+    faust: FaustTuning = Field(default_factory=FaustTuning)
+    threads: ThreadSettings = Field(default_factory=ThreadSettings)
+    monitor: MonitorSettings = Field(default_factory=MonitorSettings)
+    spotcheck: SpotCheckSettings = Field(default_factory=SpotCheckSettings)
     broker_unreachable_timeout: float = Field(default=60.0, gt=0)  # seconds without the broker -> exit 70
     shutdown_timeout: float = Field(default=5.0, gt=0)  # SIGTERM -> exit within this many seconds
     health_port: int = Field(default=0, ge=0, le=65535)  # /healthz and /readyz on metrics_host; 0 = off
     retention_ms: int = Field(default=604_800_000, ge=-1)  # retention.ms of non-result topics (-1 = forever)
 
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
-        """Read every field from its environment variable (see ENV_PREFIXES); keyword overrides win."""
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Read every field from its environment variable (ENV_PREFIXES, and GROUP_PREFIXES + FIELD for the nested
+        groups); keyword overrides win."""
         env = os.environ if environ is None else environ
         values: dict[str, Any] = {f: env[var] for f, var in ENV_PREFIXES.items() if env.get(var, "") != ""}
+        for group, prefix in GROUP_PREFIXES.items():
+            model = cls.model_fields[group].annotation
+            names = set(getattr(model, "model_fields", {}))
+            found = {k[len(prefix):].lower(): v for k, v in env.items() if k.startswith(prefix) and v != ""}
+            if group == "monitor":  # every other DISTILLERY_MONITOR_<FIELD> is a detector override
+                nested: dict[str, Any] = {k: v for k, v in found.items() if k in names}
+                detector = {k: v for k, v in found.items() if k not in names}
+                if detector:
+                    nested["detector"] = detector
+            else:
+                nested = {k: v for k, v in found.items() if k in names}
+            if nested:
+                values[group] = nested
         values.update({k: v for k, v in overrides.items() if v is not None})
         try:
             return cls(**values)
         except ValidationError as err:
-            problems = "; ".join(
-                f"{ENV_PREFIXES.get(str(e['loc'][0]), e['loc'][0])}: {e['msg']}" for e in err.errors()
-            )
+            problems = "; ".join(f"{_variable(e['loc'])}: {e['msg']}" for e in err.errors())
             raise SettingsError(f"invalid Kafka/worker settings: {problems}") from None
+
+    def payload_limits(self) -> PayloadLimits:
+        """The pipeline's limits on one input message."""
+        from models.payload import PayloadLimits
+
+        return PayloadLimits(max_bytes=self.max_article_bytes, max_depth=self.max_json_depth)
 
     @property
     def bootstrap_list(self) -> list[str]:

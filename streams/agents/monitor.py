@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from monitoring.alerts import Alert
-from monitoring.monitor import Monitor, MonitorConfig, default_state_path
+from monitoring.monitor import Monitor, default_state_path
 from monitoring.spotcheck import SpotCheckRunner
 from streams import records
+from streams.agents.frame import Outbound
 from streams.app import WorkerContext, metrics
 
 log = logging.getLogger("distillery.monitor")
-STATE_INTERVAL_ENV = "DISTILLERY_MONITOR_STATE_INTERVAL"
 BATCH = 256
 
 
@@ -23,6 +24,14 @@ def alert_record(alert: Alert) -> tuple[bytes, bytes]:
     """(key, value) of one alert on `alerts.drift`: keyed by filter:signal so one signal stays in order."""
     body = {k: v for k, v in alert.as_dict().items() if k != "schema_version"}
     return alert.key.encode(), records.encode("drift_alert", body)
+
+
+async def send_alerts(ctx: WorkerContext, alerts: Sequence[Alert]) -> None:
+    """Produce alerts on `alerts.drift` (with the standard headers) and wait for the acknowledgements."""
+    messages = [Outbound(ctx.topics.drift, *alert_record(a), records.output_headers("monitor")) for a in alerts]
+    for exc in await ctx.frame.sink.send(messages):
+        if exc is not None:
+            raise exc
 
 
 async def export_lag(app: Any) -> None:
@@ -59,12 +68,14 @@ def _filters(ctx: WorkerContext) -> list[str]:
 def register(app: Any, ctx: WorkerContext) -> None:
     """One agent over every scores topic plus blocked and DLQ; a timer exports gauges and writes the state file."""
     names = _filters(ctx)
-    monitor = Monitor.from_artifacts(names, config=MonitorConfig.from_env(), metrics=metrics(), strict=False)
-    state_path = default_state_path()
-    interval = float(os.environ.get(STATE_INTERVAL_ENV, "") or 5.0)
+    config = ctx.settings.monitor
+    monitor = Monitor.from_artifacts(names, config=config.config(), metrics=metrics(), strict=False)
+    state_path = Path(config.state).expanduser() if config.state else default_state_path()
+    interval = config.state_interval
     topics = [ctx.topics.scores(f) for f in names] + [ctx.topics.blocked, ctx.topics.dlq]
     heldout = {n: r.heldout_mae for n, r in monitor.references.items() if r.heldout_mae is not None}
-    spot = SpotCheckRunner.from_env(names, heldout, metrics())  # None unless DISTILLERY_SPOTCHECK_PROVIDER is set
+    # None unless DISTILLERY_SPOTCHECK_PROVIDER is set (read into the settings tree, passed as a plain mapping)
+    spot = SpotCheckRunner.from_env(names, heldout, metrics(), environ=ctx.settings.spotcheck.as_mapping())
     if spot is not None:
         topics.append(ctx.topics.embedded)  # results carry no article text; the spot-check needs it
     source = app.topic(*topics, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw",
@@ -87,8 +98,12 @@ def register(app: Any, ctx: WorkerContext) -> None:
                 except Exception as exc:  # a bad record or a detector bug must not stop scoring in this worker
                     monitor.ignored += 1
                     log.warning("monitor: skipped a record from %s: %r", event.message.topic, exc)
-            async with ctx.processing(stream, events, "monitor agent"):
-                await ctx.send_all([(ctx.topics.drift, *alert_record(a)) for a in alerts])
+            try:
+                await send_alerts(ctx, alerts)
+            except Exception as exc:
+                ctx.crash(exc, "monitor agent")
+            for event in events:
+                await stream.ack(event)
 
     async def spot_check() -> None:
         assert spot is not None
@@ -99,7 +114,7 @@ def register(app: Any, ctx: WorkerContext) -> None:
                 log.warning("drift alert: %s", alert.summary())
                 metrics().drift_alert(alert)
                 monitor.alerts.append(alert)
-            await ctx.send_all([(ctx.topics.drift, *alert_record(a)) for a in alerts])
+            await send_alerts(ctx, alerts)
         except Exception as exc:  # a background task: report, never crash the worker for a spot-check
             log.warning("monitor: oracle spot-check failed: %r", exc)
 

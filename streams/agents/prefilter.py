@@ -1,35 +1,45 @@
-"""Commerce-prefilter agent: validate, clean, dedupe, commerce rules + head, one embedding per article."""
+"""Commerce-prefilter agent: raw article -> the pipeline's prepare (limits, validation, cleaning, commerce, dedupe, one
+embedding) -> `articles.embedded`, `articles.blocked` or `articles.dlq`. It decides nothing itself."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 from models.records import Prepared, Rejection
 from streams import records
+from streams.agents.frame import Inbound, Outbound
 from streams.app import WorkerContext, metrics
 
+STAGE = "prefilter"
 
-def _outputs(ctx: WorkerContext, event: Any, outcome: Any, received_at: float) -> list[tuple[str, bytes | None, bytes]]:
-    """The messages one input produces: a DLQ record, a blocked decision or the embedded article."""
-    topics, m, msg = ctx.topics, metrics(), event.message
+
+def _outputs(ctx: WorkerContext, inbound: Inbound, outcome: Prepared | Rejection | Exception) -> list[Outbound]:
+    """The messages one input produces: its dead letter, its blocked decision or the embedded article."""
+    frame, topics = ctx.frame, ctx.topics
     if isinstance(outcome, Exception):
-        m.dlq("prefilter")
-        error = f"prefilter failed: {outcome!r}"
-        return [(topics.dlq, records.dlq_key(None, msg.topic, msg.partition, msg.offset),
-                 records.dlq_record("prefilter", error, event.value, msg.topic, msg.partition, msg.offset))]
+        return [frame.dead_letter(inbound, STAGE, "error", f"prefilter failed: {outcome!r}")]
     if isinstance(outcome, Rejection) and outcome.kind == "invalid":
-        m.dlq("validate")
-        return [(topics.dlq, records.dlq_key(outcome.article_id, msg.topic, msg.partition, msg.offset),
-                 records.dlq_record("validate", outcome.reason, event.value, msg.topic, msg.partition, msg.offset,
-                                    outcome.article_id))]
-    if isinstance(outcome, Prepared) and ctx.deduper.seen(outcome.content_hash):
-        outcome = Rejection("duplicate", f"duplicate:{outcome.content_hash}", outcome.article.get("id"),
-                            outcome.article)
+        return [frame.dead_letter(inbound, "validate", outcome.code, outcome.reason, outcome.article_id)]
     if isinstance(outcome, Rejection):
-        m.blocked(outcome.kind, outcome.reason)
-        return [(topics.blocked, (outcome.article_id or "").encode(), records.blocked_record(outcome))]
-    return [(topics.embedded, str(outcome.article["id"]).encode(), records.embedded_record(outcome, received_at))]
+        metrics().blocked(outcome.kind, outcome.code if outcome.kind == "duplicate" else outcome.reason)
+        return [frame.output(STAGE, inbound, topics.blocked, (outcome.article_id or "").encode(),
+                             records.blocked_record(outcome))]
+    return [frame.output(STAGE, inbound, topics.embedded, str(outcome.article["id"]).encode(),
+                         records.embedded_record(outcome))]
+
+
+async def handle(ctx: WorkerContext, inputs: Sequence[Inbound]) -> list[list[Outbound]]:
+    """One micro-batch of `articles.raw`: one output group per input message."""
+    started = time.time()
+    metrics().article_in(STAGE, len(inputs))
+    outcomes = await ctx.run_each(ctx.scorer.prepare, [i.value for i in inputs], started, ctx.deduper)
+    metrics().embeddings(sum(isinstance(o, Prepared) for o in outcomes))
+    groups = [ctx.frame.guarded(i, STAGE, partial(_outputs, ctx, i, o)) for i, o in zip(inputs, outcomes, strict=True)]
+    metrics().latency(STAGE, time.time() - started)
+    return groups
 
 
 def register(app: Any, ctx: WorkerContext) -> None:
@@ -37,13 +47,4 @@ def register(app: Any, ctx: WorkerContext) -> None:
 
     @app.agent(ctx.channel(ctx.topics.raw), name="prefilter")
     async def prefilter(stream: Any) -> None:
-        async for events in stream.noack_take(ctx.settings.batch_size, within=ctx.settings.batch_within):
-            async with ctx.processing(stream, events, "prefilter agent"):
-                started = time.time()
-                metrics().article_in("prefilter", len(events))
-                outcomes = await ctx.run_each(ctx.pipeline.prepare, [e.value for e in events], started)
-                metrics().embeddings(sum(isinstance(o, Prepared) for o in outcomes))
-                pairs = zip(events, outcomes, strict=True)
-                messages = [m for event, outcome in pairs for m in _outputs(ctx, event, outcome, started)]
-                await ctx.send_all(messages)
-                metrics().latency("prefilter", time.time() - started)
+        await ctx.consume(stream, ctx.settings.batch_size, STAGE, lambda inputs: handle(ctx, inputs))

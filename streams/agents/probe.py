@@ -1,55 +1,56 @@
-"""Per-filter probe agents: filter prefilter, probe scores and router -> a final result or a Stage-2 request."""
+"""Per-filter probe agents: embedded article -> the pipeline's route (filter prefilter, probe, router; escalation
+follows the filter's artifacts) -> a final result on `scores.<filter>` or a request on `stage2.requests`."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
-from models.records import Result, Stage2Request
+from models.records import Prepared, Result, Stage2Request
 from streams import records
+from streams.agents.frame import Inbound, Outbound
 from streams.app import WorkerContext, metrics
 
 
-def _dead_letter(ctx: WorkerContext, event: Any, error: str, stage: str) -> tuple[str, bytes | None, bytes]:
-    msg = event.message
-    metrics().dlq(stage)
-    return (ctx.topics.dlq, records.dlq_key(None, msg.topic, msg.partition, msg.offset),
-            records.dlq_record(stage, error, event.value, msg.topic, msg.partition, msg.offset))
-
-
-def _outputs(ctx: WorkerContext, filter_name: str, event: Any, outcome: Any, received_at: float):
-    if isinstance(outcome, Exception):
-        return [_dead_letter(ctx, event, f"probe {filter_name} failed: {outcome!r}", f"probe:{filter_name}")]
+def _outputs(ctx: WorkerContext, stage: str, inbound: Inbound, outcome: Result | Stage2Request) -> list[Outbound]:
     if isinstance(outcome, Stage2Request):
-        outcome.received_at = received_at
-        return [(ctx.topics.stage2, records.stage2_key(outcome), records.stage2_record(outcome))]
-    assert isinstance(outcome, Result), f"route returned {type(outcome).__name__}"
-    outcome.latency_ms = round((time.time() - received_at) * 1000.0, 3)
+        return [ctx.frame.output(stage, inbound, ctx.topics.stage2, records.stage2_key(outcome),
+                                 records.stage2_record(outcome))]
     metrics().result(outcome)
-    return [(ctx.topics.scores(outcome.filter), records.result_key(outcome), records.result_record(outcome))]
+    return [ctx.frame.output(stage, inbound, ctx.topics.scores(outcome.filter), records.result_key(outcome),
+                             records.result_record(outcome))]
+
+
+async def handle(ctx: WorkerContext, filter_name: str, inputs: Sequence[Inbound]) -> list[list[Outbound]]:
+    """One micro-batch of `articles.embedded` for one filter: one output group per input message."""
+    stage, started = f"probe:{filter_name}", time.time()
+    metrics().article_in(stage, len(inputs))
+    groups: list[list[Outbound]] = [[] for _ in inputs]
+    decoded: list[tuple[int, Prepared]] = []
+    for n, item in enumerate(inputs):
+        try:
+            decoded.append((n, records.embedded_from_wire(item.value)))
+        except records.WireError as err:
+            groups[n] = [ctx.frame.dead_letter(item, stage, "invalid_record", str(err))]
+    if decoded:
+        outcomes = await ctx.run_each(ctx.scorer.route, [p for _, p in decoded], filter_name)
+        for (n, _), outcome in zip(decoded, outcomes, strict=True):
+            item = inputs[n]
+            if isinstance(outcome, Exception):
+                groups[n] = [ctx.frame.dead_letter(item, stage, "error", f"probe {filter_name} failed: {outcome!r}")]
+            else:
+                groups[n] = ctx.frame.guarded(item, stage, partial(_outputs, ctx, stage, item, outcome))
+    metrics().latency(stage, time.time() - started)
+    return groups
 
 
 def _register_one(app: Any, ctx: WorkerContext, filter_name: str) -> None:
     @app.agent(ctx.channel(ctx.topics.embedded), name=f"probe-{filter_name}")
     async def probe(stream: Any) -> None:
-        async for events in stream.noack_take(ctx.settings.batch_size, within=ctx.settings.batch_within):
-            async with ctx.processing(stream, events, f"probe agent {filter_name}"):
-                started = time.time()
-                metrics().article_in(f"probe:{filter_name}", len(events))
-                messages: list[tuple[str, bytes | None, bytes]] = []
-                decoded: list[tuple[Any, Any, float]] = []
-                for event in events:
-                    try:
-                        prepared, received_at = records.embedded_from_wire(event.value)
-                        decoded.append((event, prepared, received_at))
-                    except records.WireError as err:
-                        messages.append(_dead_letter(ctx, event, str(err), f"probe:{filter_name}"))
-                if decoded:
-                    outcomes = await ctx.run_each(ctx.pipeline.route, [p for _, p, _ in decoded], filter_name)
-                    for (event, _, received_at), outcome in zip(decoded, outcomes, strict=True):
-                        messages += _outputs(ctx, filter_name, event, outcome, received_at)
-                await ctx.send_all(messages)
-                metrics().latency(f"probe:{filter_name}", time.time() - started)
+        await ctx.consume(stream, ctx.settings.batch_size, f"probe:{filter_name}",
+                          lambda inputs: handle(ctx, filter_name, inputs))
 
 
 def register(app: Any, ctx: WorkerContext) -> None:

@@ -63,7 +63,14 @@ def _write_input(path, articles, extra_lines=()):
 
 
 def _stable(rows):
-    return sorted(({k: v for k, v in r.items() if k not in VOLATILE} for r in rows), key=lambda r: r["article_id"])
+    """Rows without the volatile fields; probe scores to 5 decimals (a batch of 7 and one of 30 differ in float32
+    summation order at 1e-7)."""
+    def clean(r):
+        out = {k: v for k, v in r.items() if k not in VOLATILE}
+        if out.get("probe_scores"):
+            out["probe_scores"] = {k: round(v, 5) for k, v in out["probe_scores"].items()}
+        return out
+    return sorted((clean(r) for r in rows), key=lambda r: r["article_id"])
 
 
 def _lines(path):
@@ -85,6 +92,34 @@ def test_output_equals_pipeline_score_batch(tiny_pipeline, tmp_path):
     assert summary["articles_per_s"] > 0
 
 
+def test_summary_names_every_file_it_wrote(tiny_pipeline, tmp_path):
+    from models.batch import format_summary
+
+    src = _write_input(tmp_path / "in.jsonl", _articles(3), ["not json"])
+    out = tmp_path / "out.jsonl"
+    summary = score_file(tiny_pipeline, src, out, progress=False)
+    written = sorted(str(p) for p in tmp_path.iterdir() if p != src)
+    assert sorted(summary["files"]) == written == sorted([str(out), str(rejections_path(out))])
+    text = format_summary(summary)
+    assert all(f in text for f in written), text
+    assert f"rejections -> {rejections_path(out)}" in text
+
+
+def test_batch_dedupes_like_the_stream_across_batches_but_not_a_rerun_of_the_same_id(tiny_pipeline, tmp_path):
+    base = _articles(4)
+    copy = {**base[0], "id": "copy-of-b0"}  # same title and text under another id, in a later batch
+    src = _write_input(tmp_path / "in.jsonl", [*base, copy])
+    summary = score_file(tiny_pipeline, src, tmp_path / "out.jsonl", batch_size=2, progress=False)
+    assert summary["rejected"] == {"duplicate": 1} and summary["results"] == 4
+    (row,) = _lines(rejections_path(tmp_path / "out.jsonl"))
+    assert (row["key"], row["kind"], row["code"], row["duplicate_of"]) == ("copy-of-b0", "duplicate", "duplicate",
+                                                                         "b0")
+    assert len(row["content_hash"]) == 64 and row["content_hash"] not in row["reason"]
+    # the same article twice in one call (a resent message) is scored, not blocked as its own duplicate
+    results, rejected = tiny_pipeline.score_batch([base[1], base[1]])
+    assert rejected == [] and [r.article_id for r in results] == ["b1", "b1"]
+
+
 def test_rerun_resumes_and_skips_done_ids(tiny_pipeline, tmp_path):
     src = _write_input(tmp_path / "in.jsonl", _articles(20), ["not json"])
     out = tmp_path / "out.jsonl"
@@ -95,9 +130,9 @@ def test_rerun_resumes_and_skips_done_ids(tiny_pipeline, tmp_path):
     calls = []
     original = tiny_pipeline.score_batch
 
-    def spy(payloads):
+    def spy(payloads, deduper=None):
         calls.append([p.get("id") if isinstance(p, dict) else p for p in payloads])
-        return original(payloads)
+        return original(payloads, deduper)
 
     tiny_pipeline.score_batch = spy
     second = score_file(tiny_pipeline, src, out, batch_size=4, progress=False)

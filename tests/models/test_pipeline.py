@@ -131,13 +131,20 @@ def test_load_named_filter_without_artifacts_names_train(tmp_path, monkeypatch):
     monkeypatch.setattr(spec_mod, "FILTERS_ROOT", tmp_path)
 
 
-def test_deduper_is_a_bounded_lru():
+def test_deduper_is_a_bounded_lru_of_first_ids():
     d = Deduper(capacity=2)
-    assert not d.seen("a") and not d.seen("b")
-    assert d.seen("a")  # refreshes a
-    assert not d.seen("c")  # evicts b (least recently used)
-    assert d.seen("a") and not d.seen("b")
+    assert d.duplicate_of("a", "x1") is None and d.duplicate_of("b", "x2") is None
+    assert d.duplicate_of("a", "x9") == "x1"  # other id, same content: a duplicate of the first; refreshes a
+    assert d.duplicate_of("c", "x3") is None  # evicts b (least recently used)
+    assert d.duplicate_of("a", "x8") == "x1" and d.duplicate_of("b", "x7") is None
     assert len(d) == 2
+
+
+def test_a_replayed_article_is_never_its_own_duplicate():
+    d = Deduper()
+    assert d.duplicate_of("h", "a1") is None
+    assert d.duplicate_of("h", "a1") is None  # the same article read again (replay after a rebalance)
+    assert d.duplicate_of("h", "a2") == "a1"
 
 
 def test_rejection_record_keeps_payload(pipeline):
@@ -159,3 +166,69 @@ def test_commerce_head_from_another_encoder_is_refused(monkeypatch, fake_encoder
     head.embedding = fake_encoder.fingerprint()
     gate = _commerce_gate(fake_encoder)
     assert gate.head is head and gate.threshold == 0.5
+
+
+def test_escalation_follows_the_artifacts_not_whether_this_process_loaded_the_student(trained, fake_encoder,
+                                                                                         tmp_path):
+    import shutil
+
+    spec, _, run = trained
+    directory = tmp_path / "artifacts"
+    shutil.copytree(run.out_dir, directory)
+    (directory / "student").mkdir(exist_ok=True)
+    (directory / "student" / "student.json").write_text("{}")  # the artifacts hold a student
+    fm = FilterModels.load(spec, fake_encoder, directory=directory, with_student=False)  # ... not loaded here
+    assert fm.has_student and fm.student is None and fm.escalates
+    probe_only = Pipeline(fake_encoder, {spec.name: fm}, None)
+    prepared = [p for p in probe_only.prepare([article(1, 0), article(2, 8), article(3, 7)])
+                if isinstance(p, Prepared)]
+    routed = probe_only.route(prepared, spec.name)
+    requests = [r for r in routed if isinstance(r, Stage2Request)]
+    assert requests, "a probe-only process must escalate like an all-roles one"
+    assert all(r.received_at == prepared[0].received_at > 0 for r in requests)  # the one arrival time
+    with pytest.raises(PipelineError, match="did not load it: run Stage 2 in a worker with the stage2 role"):
+        probe_only.stage2(requests)
+    # stage1_only turns escalation off on purpose (evaluation of the probe alone)
+    fm.stage1_only = True
+    assert all(isinstance(r, Result) and r.stage in ("stage1", "prefilter") for r in probe_only.route(prepared,
+                                                                                                      spec.name))
+
+
+def _nested(depth: int) -> list:
+    value: list = [1]
+    for _ in range(depth - 1):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize(
+    ("payload", "code", "message", "ident"),
+    [
+        (b'{"id": "big", "title": "T", "content": "' + b"x" * 600_000 + b'"}', "too_large", "600,0", "big"),
+        (b'{"id": "ctl", "title": "T", "content": "' + b"\\u0001" * 100_000 + b'"}', "too_large", "bytes", "ctl"),
+        (b'{"id": "deep", "title": "T", "content": "some text", "extra": ' + b"[" * 300 + b"]" * 300 + b"}",
+         "too_deep", "more than 32 levels", "deep"),
+        (b'{"id": 42, "title": "Caf\xe9", "content": "text"}', "invalid_utf8", "byte offset 24 (bytes e9", "42"),
+        (b'{"id": "half", "title": ', "invalid_json", "not valid JSON", "half"),
+        ({"id": "nested", "title": "T", "content": "c", "m": _nested(40)}, "too_deep", "nested", "nested"),
+    ],
+)
+def test_payload_limits_are_checked_before_parsing_with_a_code_and_the_readable_id(pipeline, payload, code, message,
+                                                                                  ident):
+    (rej,) = pipeline.prepare([payload])
+    assert isinstance(rej, Rejection) and rej.kind == "invalid"
+    assert (rej.code, rej.article_id) == (code, ident)
+    assert message in rej.reason
+
+
+def test_duplicates_are_decided_in_prepare_with_a_bounded_reason(pipeline):
+    from models.pipeline import Deduper
+
+    d = Deduper()
+    first = pipeline.prepare([article(1, 3)], deduper=d)
+    again = pipeline.prepare([article(1, 3)], deduper=d)  # a replay: processed again as itself
+    other = pipeline.prepare([{**article(1, 3), "id": "other"}], deduper=d)
+    assert isinstance(first[0], Prepared) and isinstance(again[0], Prepared)
+    (dup,) = other
+    assert isinstance(dup, Rejection) and (dup.kind, dup.reason, dup.code) == ("duplicate", "duplicate", "duplicate")
+    assert dup.duplicate_of == "a1" and dup.content_hash == first[0].content_hash

@@ -77,7 +77,7 @@ def test_a_new_group_starts_at_latest_by_default_and_at_earliest_when_asked(boot
     asyncio.run(prepare_topics(settings, ["alpha", "beta"]))
     for i in range(5):  # one batch each: Tansu answers ListOffsets(latest) with the last batch's base offset + 1
         produce(settings, [article(f"old{i}", f"Old item {i}")])
-    worker = Worker(settings, tmp_path / "latest.log", extra_env={"DISTILLERY_AUTO_OFFSET_RESET": "latest"})
+    worker = Worker(settings, tmp_path / "latest.log", extra_env={"DISTILLERY_FAUST_AUTO_OFFSET_RESET": "latest"})
     try:
         worker.wait_ready()
         produce(settings, [article(f"new{i}", f"New item {i}") for i in range(5)])
@@ -96,7 +96,7 @@ def test_a_new_group_starts_at_latest_by_default_and_at_earliest_when_asked(boot
     replayed = sorted(str(i) for i in ids if str(i).startswith("old"))
     assert not replayed, f"a new group at `latest` replayed the history: {replayed}"
     earliest = fresh_settings(bootstrap, topic_prefix=settings.topic_prefix, group_id="another-group")
-    worker = Worker(earliest, tmp_path / "earliest.log", extra_env={"DISTILLERY_AUTO_OFFSET_RESET": "earliest",
+    worker = Worker(earliest, tmp_path / "earliest.log", extra_env={"DISTILLERY_FAUST_AUTO_OFFSET_RESET": "earliest",
                                                                      "DISTILLERY_GROUP_ID": "another-group"})
     try:
         worker.wait_ready()

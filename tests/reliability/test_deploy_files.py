@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from streams.settings import ENV_PREFIXES, Settings
+from streams.settings import ENV_PREFIXES, GROUP_PREFIXES, Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
@@ -51,12 +51,14 @@ def test_kafka_keeps_its_data_on_the_volume_under_a_fixed_cluster_id() -> None:
 
 
 def test_every_distillery_variable_is_a_setting_and_parses() -> None:
-    known = set(ENV_PREFIXES.values())
+    known = set(ENV_PREFIXES.values()) | {
+        prefix + name.upper() for group, prefix in GROUP_PREFIXES.items()
+        for name in Settings.model_fields[group].annotation.model_fields}  # type: ignore[union-attr]
     for service in ("worker", "topic-init"):
         env = SERVICES[service]["environment"]
         assert set(env) <= known, f"unknown variables in {service}: {set(env) - known}"
     settings = Settings.from_env({k: str(v) for k, v in ENV.items()})
-    assert settings.auto_offset_reset == "earliest"
+    assert settings.faust.auto_offset_reset == "earliest"
     grace = float(SERVICES["worker"]["stop_grace_period"].rstrip("s"))
     assert settings.shutdown_timeout < grace, "SIGTERM must finish before compose's SIGKILL"
 

@@ -159,11 +159,11 @@ def test_similar_topics_suggests_the_close_names_and_hides_internal_ones() -> No
 
 
 def test_new_settings_come_from_their_environment_variables_and_bad_values_name_them() -> None:
-    settings = Settings.from_env({"DISTILLERY_AUTO_OFFSET_RESET": "earliest",
+    settings = Settings.from_env({"DISTILLERY_FAUST_AUTO_OFFSET_RESET": "earliest",
                                   "DISTILLERY_BROKER_UNREACHABLE_TIMEOUT": "15", "DISTILLERY_SHUTDOWN_TIMEOUT": "3",
                                   "DISTILLERY_HEALTH_PORT": "8080", "DISTILLERY_RETENTION_MS": "-1"})
-    assert (settings.auto_offset_reset, settings.broker_unreachable_timeout, settings.shutdown_timeout,
+    assert (settings.faust.auto_offset_reset, settings.broker_unreachable_timeout, settings.shutdown_timeout,
             settings.health_port, settings.retention_ms) == ("earliest", 15.0, 3.0, 8080, -1)
-    assert Settings().auto_offset_reset == "latest"
-    with pytest.raises(SettingsError, match="DISTILLERY_AUTO_OFFSET_RESET"):
-        Settings.from_env({"DISTILLERY_AUTO_OFFSET_RESET": "beginning"})
+    assert Settings().faust.auto_offset_reset == "latest"
+    with pytest.raises(SettingsError, match="DISTILLERY_FAUST_AUTO_OFFSET_RESET"):
+        Settings.from_env({"DISTILLERY_FAUST_AUTO_OFFSET_RESET": "beginning"})

@@ -1,4 +1,5 @@
-"""A tiny deterministic stand-in for models.pipeline.Pipeline (same four methods) for fast stream tests.
+"""A tiny deterministic stand-in for models.pipeline.Pipeline (the models.seams.ScoringPipeline protocol) for fast
+stream tests. It shares the real pipeline's input decisions (payload limits, dedupe) and fakes the models.
 
 Rules, by title: "coupon" -> commerce block; "poison" -> route raises; "deep" -> Stage 2; content shorter
 than 40 characters -> filter prefilter result; otherwise a stage-1 result. Set FAKE_PIPELINE_DELAY (seconds per
@@ -15,16 +16,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import orjson
 
 from filters.article import Article, ArticleError
-from filters.spec import parse_spec
-from models.records import Prepared, Rejection, Result, Stage2Request
+from filters.spec import FilterSpec, parse_spec
+from models.deduper import Deduper
+from models.payload import PayloadError, PayloadLimits, decode_payload
+from models.records import Prepared, Rejection, Result, Stage, Stage2Request
 
 FILTERS = ("alpha", "beta")
 
 
-def _spec(name: str):
+def _spec(name: str) -> FilterSpec:
     data = {
         "name": name,
         "version": 1,
@@ -42,28 +44,42 @@ def _delay() -> None:
 class FakePipeline:
     """Implements prepare / route / stage2 / score_batch on two two-dimension specs."""
 
-    def __init__(self, filters: Sequence[str] | None = None) -> None:
-        self.specs = {name: _spec(name) for name in (filters or FILTERS)}
+    def __init__(self, filters: Sequence[str] | None = None, limits: PayloadLimits | None = None) -> None:
+        self._specs = {name: _spec(name) for name in (filters or FILTERS)}
+        self.limits = limits or PayloadLimits()
 
-    def prepare(self, payloads: Sequence[Any], received_at: float | None = None) -> list[Prepared | Rejection]:
+    @property
+    def specs(self) -> dict[str, FilterSpec]:
+        return self._specs
+
+    def prepare(self, payloads: Sequence[Any], received_at: float | None = None,
+                deduper: Deduper | None = None) -> list[Prepared | Rejection]:
         _delay()
+        arrived = time.time() if received_at is None else received_at
         out: list[Prepared | Rejection] = []
         for payload in payloads:
             try:
-                data = orjson.loads(payload) if isinstance(payload, (bytes, str)) else payload
-                article = Article.parse(data).as_dict()
-            except (orjson.JSONDecodeError, ArticleError) as err:
+                article = Article.parse(decode_payload(payload, self.limits)).as_dict()
+            except PayloadError as err:
+                out.append(Rejection("invalid", str(err), err.article_id, payload, code=err.code))
+                continue
+            except ArticleError as err:
                 out.append(Rejection("invalid", str(err), None, payload))
                 continue
             if "coupon" in article["title"].lower():
                 out.append(Rejection("commerce", "commerce:coupon", article["id"], article))
                 continue
             digest = hashlib.sha256(f"{article['title']}\n{article['content']}".encode()).hexdigest()
+            first = deduper.duplicate_of(digest, article["id"]) if deduper is not None else None
+            if first is not None:
+                out.append(Rejection("duplicate", "duplicate", article["id"], payload, content_hash=digest,
+                                     duplicate_of=first))
+                continue
             vector = np.frombuffer(bytes.fromhex(digest), dtype=np.uint8)[:8].astype(np.float32) / 255.0
-            out.append(Prepared(article=article, content_hash=digest, embedding=vector))
+            out.append(Prepared(article=article, content_hash=digest, embedding=vector, received_at=arrived))
         return out
 
-    def _result(self, article: dict, name: str, stage: str, value: float, **extra: Any) -> Result:
+    def _result(self, article: dict, name: str, stage: Stage, value: float, **extra: Any) -> Result:
         scores = {"impact": value, "evidence": value}
         tier = "high" if value >= 6.0 else "low"
         return Result(article_id=article["id"], filter=name, filter_version=1, stage=stage, scores=scores,
@@ -81,7 +97,7 @@ class FakePipeline:
                 out.append(self._result(article, filter_name, "prefilter", 0.0, prefilter_reason="too_short"))
             elif "deep" in article["title"].lower():
                 out.append(Stage2Request(article, filter_name, 1, {"impact": 5.0, "evidence": 5.0}, 5.0, 0.9,
-                                         time.time()))
+                                         item.received_at))
             else:
                 out.append(self._result(article, filter_name, "stage1", 1.0, probe_scores={"impact": 1.0}))
         return out
@@ -90,18 +106,23 @@ class FakePipeline:
         _delay()
         return [self._result(r.article, r.filter, "stage2", 7.0, probe_scores=r.probe_scores) for r in requests]
 
-    def score_batch(self, payloads: Sequence[Any]) -> tuple[list[Result], list[Rejection]]:
-        prepared = self.prepare(payloads)
+    def score_batch(self, payloads: Sequence[Any],
+                    deduper: Deduper | None = None) -> tuple[list[Result], list[Rejection]]:
+        prepared = self.prepare(payloads, deduper=deduper if deduper is not None else Deduper())
         rejections = [p for p in prepared if isinstance(p, Rejection)]
         ok = [p for p in prepared if isinstance(p, Prepared)]
         results: list[Result] = []
         requests: list[Stage2Request] = []
         for name in self.specs:
             for routed in self.route(ok, name):
-                (requests if isinstance(routed, Stage2Request) else results).append(routed)
+                if isinstance(routed, Stage2Request):
+                    requests.append(routed)
+                else:
+                    results.append(routed)
         return results + self.stage2(requests), rejections
 
 
-def load(filters: Sequence[str] | None = None, *, device: str | None = None, with_student: bool = True):
+def load(filters: Sequence[str] | None = None, *, device: str | None = None, with_student: bool = True,
+         limits: PayloadLimits | None = None) -> FakePipeline:
     """Factory named by DISTILLERY_PIPELINE_FACTORY=fake_pipeline:load."""
-    return FakePipeline(filters)
+    return FakePipeline(filters, limits)

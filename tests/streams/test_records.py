@@ -14,11 +14,11 @@ from streams import records
 
 def test_embedded_round_trip_keeps_the_vector_bit_exact():
     vector = np.array([0.1, -2.5, 3.25, 1e-7], dtype=np.float32)
-    prepared = Prepared({"id": "x1", "title": "T", "content": "C"}, "abc", vector, 0.12)
-    wire = records.embedded_record(prepared, received_at=123.5)
+    prepared = Prepared({"id": "x1", "title": "T", "content": "C"}, "abc", vector, 0.12, received_at=123.5)
+    wire = records.embedded_record(prepared)
     assert orjson.loads(wire)["schema_version"] == records.SCHEMA_VERSION
-    back, received_at = records.embedded_from_wire(wire)
-    assert received_at == 123.5
+    back = records.embedded_from_wire(wire)
+    assert back.received_at == 123.5
     assert back.article == prepared.article and back.content_hash == "abc" and back.commerce_probability == 0.12
     assert back.embedding.dtype == np.float32
     assert np.array_equal(back.embedding, vector)

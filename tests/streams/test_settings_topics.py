@@ -62,3 +62,38 @@ def test_topics_are_created_explicitly_with_the_configured_partitions(settings):
             await admin.close()
 
     assert set(asyncio.run(partitions()).values()) == {settings.partitions}
+
+
+def test_one_settings_tree_reads_limits_faust_threads_monitor_and_spotcheck():
+    settings = Settings.from_env({
+        "DISTILLERY_MAX_ARTICLE_BYTES": "200000", "DISTILLERY_MAX_JSON_DEPTH": "8",
+        "DISTILLERY_FAUST_SESSION_TIMEOUT": "30", "DISTILLERY_FAUST_COMMIT_EVERY": "10",
+        "DISTILLERY_THREADS_TORCH": "1", "DISTILLERY_MONITOR_STATE": "/tmp/m.json",
+        "DISTILLERY_MONITOR_STATE_INTERVAL": "2.5", "DISTILLERY_MONITOR_WARMUP": "300",
+        "DISTILLERY_SPOTCHECK_PROVIDER": "gemini", "DISTILLERY_SPOTCHECK_K": "5",
+    })
+    limits = settings.payload_limits()
+    assert (limits.max_bytes, limits.max_depth) == (200_000, 8)
+    kwargs = settings.faust.app_kwargs()
+    assert kwargs["broker_session_timeout"] == 30.0 and kwargs["broker_commit_every"] == 10
+    assert kwargs["consumer_auto_offset_reset"] == "latest" and kwargs["producer_acks"] == -1  # new groups: latest
+    assert settings.threads.torch == 1
+    assert (settings.monitor.state, settings.monitor.state_interval) == ("/tmp/m.json", 2.5)
+    assert settings.monitor.config().warmup == 300  # a plain MonitorConfig built from the tree
+    assert settings.spotcheck.as_mapping()["DISTILLERY_SPOTCHECK_PROVIDER"] == "gemini"
+    assert settings.spotcheck.k == 5
+    with pytest.raises(SettingsError, match="DISTILLERY_FAUST_COMMIT_EVERY"):
+        Settings.from_env({"DISTILLERY_FAUST_COMMIT_EVERY": "often"})
+    with pytest.raises(SettingsError, match="DISTILLERY_MAX_JSON_DEPTH"):
+        Settings.from_env({"DISTILLERY_MAX_JSON_DEPTH": "0"})
+
+
+def test_thread_policy_is_applied_at_process_entry_not_by_library_code():
+    env: dict[str, str] = {}
+    Settings().threads.apply(env)
+    assert env == {"HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    import inspect
+
+    import models.embedding
+
+    assert "HF_HUB_OFFLINE" not in inspect.getsource(models.embedding._load_sentence_transformer)
