@@ -12,6 +12,7 @@ import asyncio
 import logging
 import os
 import sys
+import threading
 from typing import Any
 
 import faust
@@ -58,9 +59,12 @@ class GuardedWorker(faust.Worker):
             self._exit_now(f"{name} received while Kafka is unreachable: exiting now without committing; "
                            "input since the last commit is replayed after a restart")
         _say(f"{name} received: stopping (at most {self.shutdown_timeout:.0f} s)")
-        self.loop.call_later(self.shutdown_timeout, self._exit_now,
-                             f"worker did not stop within {self.shutdown_timeout:.0f} s: exiting now; input since "
-                             "the last commit is replayed after a restart")
+        # a thread, not the event loop: the deadline holds even while faust's shutdown blocks or closes the loop
+        deadline = threading.Timer(self.shutdown_timeout, self._exit_now,
+                                   [f"worker did not stop within {self.shutdown_timeout:.0f} s: exiting now; input "
+                                    "since the last commit is replayed after a restart"])
+        deadline.daemon = True
+        deadline.start()
         graceful()
 
     @staticmethod
@@ -103,8 +107,10 @@ def run_worker(app: Any, settings: Settings, loglevel: str = "warning") -> None:
     try:
         worker.execute_from_commandline()
     except SystemExit as done:
-        _say(f"worker stopped (exit {done.code})")
-        raise
+        code = done.code if isinstance(done.code, int) else 1
+        _say(f"worker stopped (exit {code})")
+        logging.shutdown()
+        os._exit(code)  # faust has stopped; skip joining the model thread and other interpreter teardown
 
 
 __all__ = ["GuardedWorker", "run_worker"]
