@@ -130,6 +130,8 @@ class BrokerGuard:
     def __post_init__(self) -> None:
         if not self.interval:
             self.interval = min(5.0, max(1.0, self.settings.broker_unreachable_timeout / 12))
+        if self.last_check is None:
+            self.last_check = self.clock()  # alive from creation: the first check runs when the worker starts
 
     @property
     def timeout(self) -> float:
@@ -142,8 +144,8 @@ class BrokerGuard:
 
     def alive(self, slack: float = 3.0) -> bool:
         """True while the checks keep running (the event loop is not stuck)."""
-        now = self.clock()
-        return self.last_check is not None and now - self.last_check <= self.interval * slack + self.timeout / 4
+        limit = self.interval * slack + self.timeout / 4
+        return self.last_check is not None and self.clock() - self.last_check <= limit
 
     def observe(self, view: BrokerView | None, error: str = "") -> str | None:
         """Record one check (a view, or None and the error) and return the fatal line when the worker must exit."""

@@ -81,6 +81,17 @@ def test_auto_created_topics_with_other_partition_counts_or_another_cluster_id_a
     assert "is now cluster 'c2'" in (guard.observe(_view(cluster="c2")) or "")
 
 
+def test_alive_from_creation_and_dead_when_checks_stop_for_longer_than_three_intervals_plus_a_quarter_timeout() -> None:
+    guard, clock = _guard(timeout=60)  # interval 5 s: the limit is 15 + 15 = 30 s
+    assert guard.alive() and not guard.reachable
+    clock.now += 29
+    assert guard.alive()
+    clock.now += 2
+    assert not guard.alive()
+    guard.observe(_view())
+    assert guard.alive() and guard.reachable
+
+
 def test_the_check_interval_follows_the_timeout_within_bounds() -> None:
     assert _guard(timeout=60)[0].interval == 5.0
     assert _guard(timeout=6)[0].interval == 1.0
