@@ -14,6 +14,8 @@ from streams.broker import EmbeddedBroker
 from streams.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
+# the `distillery` command as a module: the distillery/ shell package where it exists, else streams.cli
+CLI_MODULE = "distillery" if (ROOT / "distillery" / "__main__.py").is_file() else "streams.cli"
 
 
 def _stream_helpers() -> Any:

@@ -13,7 +13,7 @@ import urllib.request
 
 import orjson
 import pytest
-from harness import ROOT, Worker, article, collect, decoded, figure, fresh_settings, produce, wait_for
+from harness import CLI_MODULE, ROOT, Worker, article, collect, decoded, figure, fresh_settings, produce, wait_for
 
 from streams.app import prepare_topics
 from streams.broker import free_port
@@ -54,7 +54,7 @@ def test_the_worker_creates_result_topics_compacted_and_the_others_with_retentio
 def _cli(settings: Settings, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
            "DISTILLERY_TOPIC_PREFIX": settings.topic_prefix, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "streams.cli", *args], env=env, cwd=ROOT, capture_output=True,
+    return subprocess.run([sys.executable, "-m", CLI_MODULE, *args], env=env, cwd=ROOT, capture_output=True,
                           text=True, timeout=120)
 
 

@@ -14,7 +14,19 @@ from collections import Counter, defaultdict
 
 import orjson
 import pytest
-from harness import ROOT, Worker, article, collect, decoded, figure, fresh_settings, produce, rss_mb, wait_exit
+from harness import (
+    CLI_MODULE,
+    ROOT,
+    Worker,
+    article,
+    collect,
+    decoded,
+    figure,
+    fresh_settings,
+    produce,
+    rss_mb,
+    wait_exit,
+)
 
 from streams.settings import Settings
 from streams.topics import Topics
@@ -211,7 +223,7 @@ def test_a_worker_refuses_tampered_artifacts_with_a_clear_message(bootstrap, tmp
            "DISTILLERY_TOPIC_PREFIX": settings.topic_prefix, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     env.pop("DISTILLERY_PIPELINE_FACTORY", None)
     started = time.monotonic()
-    done = subprocess.run([sys.executable, "-m", "streams.cli", "worker", "--roles", "prefilter,probe,stage2",
+    done = subprocess.run([sys.executable, "-m", CLI_MODULE, "worker", "--roles", "prefilter,probe,stage2",
                            "--filters", str(copy / "filter.yaml")], env=env, cwd=ROOT, capture_output=True,
                           text=True, timeout=500)
     took = time.monotonic() - started
