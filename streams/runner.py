@@ -55,7 +55,7 @@ class GuardedWorker(faust.Worker):
         if self._stop_signal is not None:
             self._exit_now(f"{name} again: exiting now")
         self._stop_signal = name
-        if not self.guard.reachable:
+        if self.guard.unreachable_since is not None:  # the last broker check failed: nothing can be committed
             self._exit_now(f"{name} received while Kafka is unreachable: exiting now without committing; "
                            "input since the last commit is replayed after a restart")
         _say(f"{name} received: stopping (at most {self.shutdown_timeout:.0f} s)")
