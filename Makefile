@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.install-stamp
 
-.PHONY: install demo test lint bench-gpu clean
+.PHONY: install demo test lint bench-gpu clean reliability soak
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -33,3 +33,15 @@ lint: install
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
+
+# The long reliability cases (kill -9 campaign, poison flood, rebalance replay, tampered artifacts) plus the fast
+# ones; the measured figures are printed as a table at the end.
+reliability: install
+	DISTILLERY_RELIABILITY=1 HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false $(BIN)/pytest -q tests/reliability
+
+# A worker under a steady stream for SOAK_MINUTES (default 30): RSS and lag as a table, runs/soak/soak.png.
+SOAK_MINUTES ?= 30
+SOAK_RATE ?= 20
+soak: install
+	HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false PYTHONPATH=. $(BIN)/python tests/reliability/soak.py \
+		--minutes $(SOAK_MINUTES) --rate $(SOAK_RATE) --out runs/soak

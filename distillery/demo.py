@@ -38,7 +38,8 @@ class Worker:
                  monitor_state: Path | None = None) -> None:
         env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
                "DISTILLERY_TOPIC_PREFIX": settings.topic_prefix, "DISTILLERY_METRICS_PORT": str(metrics_port),
-               "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+               "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
+               "DISTILLERY_FAUST_AUTO_OFFSET_RESET": "earliest"}  # the samples are produced before the group exists
         if monitor_state is not None:
             env["DISTILLERY_MONITOR_STATE"] = str(monitor_state)
         self.log_path = log_path

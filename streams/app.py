@@ -233,6 +233,8 @@ def make_app(
         topic_disable_leader=True,
         topic_allow_declare=False,
         producer_max_request_size=settings.max_record_bytes + 65536,  # our own check (frame) is the strict one
+        # faust's default waits 1,200 s for an ack; twice the watchdog's limit, so streams.guard reports an outage first
+        producer_request_timeout=2 * settings.broker_unreachable_timeout,
         stream_wait_empty=False,
         **settings.faust.app_kwargs(),
     )

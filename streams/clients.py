@@ -11,7 +11,23 @@ from pathlib import Path
 import orjson
 
 from streams.settings import Settings
-from streams.topics import Topics, ensure_topics
+from streams.topics import Topics, ensure_topics, list_topics, similar_topics
+
+
+class TopicNotFoundError(LookupError):
+    """A topic that a reader asked for does not exist; the message lists similar existing topics."""
+
+
+async def require_topics(settings: Settings, names: Sequence[str]) -> None:
+    """Raise TopicNotFoundError for the first of `names` that does not exist (readers never create topics: a
+    consumer's metadata request would auto-create a mistyped name on brokers that allow it)."""
+    existing = await list_topics(settings)
+    for name in names:
+        if name not in existing:
+            close = similar_topics(name, existing)
+            hint = f"similar topics: {', '.join(close)}" if close else (
+                f"existing topics: {', '.join(sorted(t for t in existing if not t.startswith('__'))[:20]) or 'none'}")
+            raise TopicNotFoundError(f"topic {name!r} does not exist on {settings.bootstrap_servers}; {hint}")
 
 
 @dataclass(frozen=True)

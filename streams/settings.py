@@ -43,6 +43,10 @@ ENV_PREFIXES = {
     "max_article_bytes": "DISTILLERY_MAX_ARTICLE_BYTES",
     "max_json_depth": "DISTILLERY_MAX_JSON_DEPTH",
     "max_record_bytes": "DISTILLERY_MAX_RECORD_BYTES",
+    "broker_unreachable_timeout": "DISTILLERY_BROKER_UNREACHABLE_TIMEOUT",
+    "shutdown_timeout": "DISTILLERY_SHUTDOWN_TIMEOUT",
+    "health_port": "DISTILLERY_HEALTH_PORT",
+    "retention_ms": "DISTILLERY_RETENTION_MS",
 }
 # nested groups: field `faust.session_timeout` <- DISTILLERY_FAUST_SESSION_TIMEOUT, and so on
 GROUP_PREFIXES = {
@@ -54,7 +58,9 @@ GROUP_PREFIXES = {
 
 
 class FaustTuning(BaseModel):
-    """faust consumer/producer tuning: join a group in seconds, commit every second, start new groups at earliest."""
+    """faust consumer/producer tuning: join a group in seconds, commit every second; a NEW consumer group starts at
+    `auto_offset_reset` (DISTILLERY_FAUST_AUTO_OFFSET_RESET): `latest`, so a worker joining a running deployment or
+    changing roles does not replay the topic history; the demo and the tests set `earliest`."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -64,7 +70,7 @@ class FaustTuning(BaseModel):
     commit_interval: float = Field(default=1.0, gt=0)
     commit_every: int = Field(default=100, ge=1)
     producer_acks: Literal[-1, 0, 1] = -1
-    auto_offset_reset: Literal["earliest", "latest"] = "earliest"
+    auto_offset_reset: Literal["earliest", "latest"] = "latest"
 
     def app_kwargs(self) -> dict[str, Any]:
         """Keyword arguments of faust.App for these settings."""
@@ -194,6 +200,10 @@ class Settings(BaseModel):
     threads: ThreadSettings = Field(default_factory=ThreadSettings)
     monitor: MonitorSettings = Field(default_factory=MonitorSettings)
     spotcheck: SpotCheckSettings = Field(default_factory=SpotCheckSettings)
+    broker_unreachable_timeout: float = Field(default=60.0, gt=0)  # seconds without the broker -> exit 70
+    shutdown_timeout: float = Field(default=5.0, gt=0)  # SIGTERM -> exit within this many seconds
+    health_port: int = Field(default=0, ge=0, le=65535)  # /healthz and /readyz on metrics_host; 0 = off
+    retention_ms: int = Field(default=604_800_000, ge=-1)  # retention.ms of non-result topics (-1 = forever)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import difflib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from streams.settings import Settings
 
@@ -56,28 +58,66 @@ class Topics:
         """A topic given with or without the prefix (as `tail` accepts it) -> the full name."""
         return name if self.prefix and name.startswith(self.prefix) else self._name(name)
 
+    def is_result(self, name: str) -> bool:
+        """True for a `scores.<filter>` topic: consumers upsert its records by key, so it is compacted."""
+        return name.startswith(self._name("scores."))
 
-async def ensure_topics(settings: Settings, names: Sequence[str], timeout: float = 20.0) -> list[str]:
-    """Create the topics that do not exist yet with `settings.partitions`; return the ones created.
 
-    Topics are created explicitly because some brokers (Tansu) auto-create with a fixed partition count.
-    """
-    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+def topic_configs(settings: Settings, name: str) -> dict[str, str]:
+    """The Kafka topic configs a topic is created with: results compacted (the latest result per key survives),
+    every other topic deleted after `settings.retention_ms` (DISTILLERY_RETENTION_MS; -1 keeps it forever)."""
+    if Topics(settings.topic_prefix).is_result(name):
+        return {"cleanup.policy": "compact"}
+    return {"cleanup.policy": "delete", "retention.ms": str(settings.retention_ms)}
+
+
+def similar_topics(name: str, existing: Iterable[str], n: int = 5) -> list[str]:
+    """Existing topic names close to a mistyped `name` (for the error message of `tail`)."""
+    names = sorted(t for t in existing if not t.startswith("__"))
+    return difflib.get_close_matches(name, names, n=n, cutoff=0.5)
+
+
+async def list_topics(settings: Settings, timeout: float = 20.0) -> set[str]:
+    """Names of the topics that exist, from a metadata request that never auto-creates a topic."""
+    admin = await _admin(settings, timeout)
+    try:
+        return set(await admin.list_topics())
+    finally:
+        await admin.close()
+
+
+async def _admin(settings: Settings, timeout: float) -> Any:
+    """A started admin client, or ConnectionError naming the address and what to do."""
+    from aiokafka.admin import AIOKafkaAdminClient
 
     admin = AIOKafkaAdminClient(**settings.aiokafka_kwargs(), request_timeout_ms=int(timeout * 1000))
     try:
         await asyncio.wait_for(admin.start(), timeout)
     except Exception as err:
+        await admin.close()
         raise ConnectionError(
             f"cannot reach Kafka at {settings.bootstrap_servers}: {err!r}; start `distillery broker` "
             "or set KAFKA_BOOTSTRAP_SERVERS"
         ) from err
+    return admin
+
+
+async def ensure_topics(settings: Settings, names: Sequence[str], timeout: float = 20.0) -> list[str]:
+    """Create the topics that do not exist yet with `settings.partitions` and `topic_configs`; return the ones
+    created.
+
+    Topics are created explicitly because some brokers (Tansu) auto-create with a fixed partition count.
+    """
+    from aiokafka.admin import NewTopic
+
+    admin = await _admin(settings, timeout)
     try:
         existing = set(await admin.list_topics())
         missing = [n for n in dict.fromkeys(names) if n not in existing]
         if not missing:
             return []
-        new = [NewTopic(n, settings.partitions, settings.replication_factor) for n in missing]
+        new = [NewTopic(n, settings.partitions, settings.replication_factor, topic_configs=topic_configs(settings, n))
+               for n in missing]
         response = await admin.create_topics(new)
         for topic, code, message in _topic_errors(response):
             if code not in (0, TOPIC_EXISTS):
@@ -90,3 +130,51 @@ async def ensure_topics(settings: Settings, names: Sequence[str], timeout: float
 def _topic_errors(response: object) -> list[tuple[str, int, str | None]]:
     errors = getattr(response, "topic_errors", []) or []
     return [(e[0], int(e[1]), e[2] if len(e) > 2 else None) for e in errors]
+
+
+def trained_filters() -> list[str]:
+    """Filters whose newest shipped version has trained artifacts: the ones a worker without --filters serves."""
+    from filters.spec import available, resolve_spec
+
+    names = []
+    for name in sorted(available()):
+        try:
+            spec = resolve_spec(name)
+        except Exception:  # a broken spec is the worker's error to report, not the topic initialiser's
+            continue
+        if (spec.artifacts_dir / "manifest.json").is_file():
+            names.append(spec.name)
+    return names
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m streams.topics [--filters a,b]`: create the deployment's missing topics with their configs
+    (the one-shot topic-init service of docker-compose.yml); settings from the environment like a worker."""
+    import argparse
+    import sys
+
+    from streams.settings import SettingsError
+
+    parser = argparse.ArgumentParser(prog="python -m streams.topics", description=main.__doc__)
+    parser.add_argument("--filters", default="", help="comma-separated filters (default: every trained filter)")
+    args = parser.parse_args(argv)
+    try:
+        settings = Settings.from_env()
+    except SettingsError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    filters = [f.strip() for f in args.filters.split(",") if f.strip()] or trained_filters()
+    names = Topics(settings.topic_prefix).all(filters)
+    try:
+        created = asyncio.run(ensure_topics(settings, names))
+    except (ConnectionError, RuntimeError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    for name in names:
+        state = "created" if name in created else "exists"
+        print(f"{name}\t{state}\t{','.join(f'{k}={v}' for k, v in topic_configs(settings, name).items())}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

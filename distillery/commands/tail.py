@@ -7,7 +7,7 @@ import asyncio
 import typer
 
 from distillery.commands._kafka import broker_errors, settings
-from streams.clients import Message, read_topics
+from streams.clients import Message, read_topics, require_topics
 from streams.topics import Topics
 
 
@@ -24,6 +24,8 @@ def tail(
         key = msg.key.decode("utf-8", "replace") if msg.key else ""
         typer.echo(f"{key}\t{msg.value.decode('utf-8', 'replace')}")
 
+    with broker_errors(current):
+        asyncio.run(require_topics(current, [name]))  # TopicNotFoundError: one line naming similar topics, exit 2
     try:
         with broker_errors(current):
             asyncio.run(read_topics(current, [name], limit=n, idle_timeout=timeout, max_time=10**9, on_message=show))

@@ -25,8 +25,6 @@ def worker(
     loglevel: str = typer.Option("warning", help="faust log level."),
 ) -> None:
     """Run a faust worker; workers started with the same roles and filters share one consumer group."""
-    import faust  # lazy: faust and its dependencies take a second to import; `--help` should not wait
-
     current = settings()
     role_set = parse_roles(roles)  # SettingsError: one line, exit 2
     loop = asyncio.new_event_loop()
@@ -47,7 +45,9 @@ def worker(
 
     print(f"worker starting: roles={','.join(role_set)} filters={','.join(app.ctx.filters)} "
           f"broker={current.bootstrap_servers} prefix={current.topic_prefix!r}", file=sys.stderr, flush=True)
-    faust.Worker(app, loglevel=loglevel, loop=loop, quiet=True).execute_from_commandline()
+    from streams.runner import run_worker  # lazy: imports faust, which `worker --help` should not wait for
+
+    run_worker(app, current, loglevel)  # exits 70 with one line when the broker is gone; SIGTERM within seconds
 
 
 def register(app: typer.Typer) -> None:

@@ -33,12 +33,16 @@ async def send_alerts(ctx: WorkerContext, alerts: Sequence[Alert]) -> None:
 
 
 async def export_lag(app: Any) -> None:
-    """Consumer lag of every partition this worker's consumer holds (all its roles): end offset - committed."""
+    """Consumer lag of every partition this worker's consumer holds (all its roles): end offset - committed.
+
+    The end offset is the high watermark of the last fetch response, not a ListOffsets request: Tansu answers
+    ListOffsets with the last batch's base offset + 1 (too low), but its fetch high watermark is right; on Kafka the
+    two agree. A partition not fetched yet has no high watermark and exports nothing."""
     consumer = app.consumer
     partitions = list(consumer.assignment())
     if not partitions:
         return
-    ends = await consumer.highwaters(*partitions)
+    ends = {tp: consumer.highwater(tp) for tp in partitions}
     committed = getattr(consumer, "_committed_offset", {})  # faust keeps it; fall back to the fetch position
     for tp in partitions:
         done = committed.get(tp) if tp in committed else None

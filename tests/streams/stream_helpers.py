@@ -31,6 +31,7 @@ class Worker:
                "DISTILLERY_TOPIC_PREFIX": settings.topic_prefix, "DISTILLERY_PARTITIONS": str(settings.partitions),
                "DISTILLERY_BATCH_SIZE": str(settings.batch_size), "DISTILLERY_BATCH_WITHIN": str(settings.batch_within),
                "DISTILLERY_STAGE2_BATCH_SIZE": str(settings.stage2_batch_size), "DISTILLERY_METRICS_PORT": "0",
+               "DISTILLERY_FAUST_AUTO_OFFSET_RESET": "earliest",
                "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1",
                "PYTHONPATH": os.pathsep.join([str(ROOT), str(HERE)])}
         env.pop("DISTILLERY_PIPELINE_FACTORY", None)

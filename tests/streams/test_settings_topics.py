@@ -77,7 +77,7 @@ def test_one_settings_tree_reads_limits_faust_threads_monitor_and_spotcheck():
     assert (limits.max_bytes, limits.max_depth) == (200_000, 8)
     kwargs = settings.faust.app_kwargs()
     assert kwargs["broker_session_timeout"] == 30.0 and kwargs["broker_commit_every"] == 10
-    assert kwargs["consumer_auto_offset_reset"] == "earliest" and kwargs["producer_acks"] == -1
+    assert kwargs["consumer_auto_offset_reset"] == "latest" and kwargs["producer_acks"] == -1  # new groups: latest
     assert settings.threads.torch == 1
     assert (settings.monitor.state, settings.monitor.state_interval) == ("/tmp/m.json", 2.5)
     assert settings.monitor.config().warmup == 300  # a plain MonitorConfig built from the tree
