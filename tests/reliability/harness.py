@@ -3,7 +3,7 @@ and RSS probes, and the figures table printed at the end of the run."""
 
 from __future__ import annotations
 
-import importlib.util
+import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -17,23 +17,8 @@ ROOT = Path(__file__).resolve().parents[2]
 CLI_MODULE = "distillery"  # the `distillery` command as a module (python -m distillery)
 
 
-def _stream_helpers() -> Any:
-    """tests/streams/conftest.py loaded under its own name: Worker, article, produce, collect, decoded, committed."""
-    path = ROOT / "tests" / "streams" / "conftest.py"
-    spec = importlib.util.spec_from_file_location("distillery_stream_test_helpers", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-helpers = _stream_helpers()
-Worker = helpers.Worker
-article = helpers.article
-produce = helpers.produce
-collect = helpers.collect
-decoded = helpers.decoded
-committed = helpers.committed
+sys.path.insert(0, str(ROOT / "tests" / "streams"))  # the stream tests' helpers (Worker, produce, collect, ...)
+from stream_helpers import Worker, article, collect, committed, decoded, produce  # noqa: E402,F401 - re-exported
 
 FIGURES: list[tuple[str, str, str]] = []  # (case, figure, value), printed as a table at the end of the session
 
