@@ -7,7 +7,6 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,7 @@ import numpy as np
 from filters.article import Article, ArticleError
 from filters.postfilter import postfilter
 from filters.spec import FilterSpec, SpecError, resolve_served, trained_specs
+from filters.timeutil import now_iso
 from models.artifacts import MANIFEST, ArtifactError, manifest_digest, verify_artifacts
 from models.calibration import Calibration
 from models.deduper import Deduper
@@ -36,10 +36,6 @@ STUDENT_DIR = "student"
 
 class PipelineError(ModelsError, RuntimeError):
     """The pipeline cannot be built; the message names the filter and the fix."""
-
-
-def _now_iso() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _by_dimension(dims: Sequence[str], row: np.ndarray) -> dict[str, float]:
@@ -281,7 +277,7 @@ class Pipeline:
         return Result(article_id=str(article["id"]), filter=fm.spec.name, filter_version=fm.spec.version,
                       stage=stage, scores=scores, weighted_average=wa, tier=tier, gatekeeper_applied=gated,
                       caps_applied=caps, probe_scores=probe_scores, prefilter_reason=reason,
-                      fingerprint=fm.fingerprint, latency_ms=round(latency, 3), scored_at=_now_iso(),
+                      fingerprint=fm.fingerprint, latency_ms=round(latency, 3), scored_at=now_iso(),
                       title=str(article.get("title", ""))[:300])
 
     def probe_scores(self, filter_name: str, embeddings: np.ndarray,

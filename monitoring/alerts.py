@@ -4,16 +4,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from typing import Any, Literal
+
+from filters.timeutil import to_iso
 
 Severity = Literal["warning", "critical"]
 ALERT_SCHEMA_VERSION = 1
-
-
-def utc_iso(ts: float) -> str:
-    """Seconds since the epoch as an ISO-8601 UTC string (millisecond precision, trailing Z)."""
-    return datetime.fromtimestamp(ts, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 @dataclass
@@ -106,5 +102,5 @@ class Cooldown:
             "fired": self.fired,
             "suppressed": self.suppressed,
             "active": self.active,
-            "last_alert_at": utc_iso(self._last_at) if self._last_at is not None else None,
+            "last_alert_at": to_iso(self._last_at) if self._last_at is not None else None,
         }

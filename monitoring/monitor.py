@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from filters.spec import SpecError, available, resolve_served
+from filters.timeutil import to_iso
 from monitoring import export
-from monitoring.alerts import Alert, utc_iso
+from monitoring.alerts import Alert
 from monitoring.config import MonitorConfig
 from monitoring.detectors import Detector
 from monitoring.errors import MonitorConfigError, MonitorReferenceError
@@ -231,8 +232,8 @@ class Monitor:
         glob = [self.commerce.state(), self.dlq.state()]
         return {
             "schema_version": STATE_SCHEMA_VERSION,
-            "generated_at": utc_iso(now),
-            "started_at": utc_iso(self.started_at),
+            "generated_at": to_iso(now),
+            "started_at": to_iso(self.started_at),
             "records": self.records,
             "ignored": self.ignored,
             "config": asdict(self.config),

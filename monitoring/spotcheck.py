@@ -13,11 +13,12 @@ from typing import Any
 
 from filters.postfilter import postfilter
 from filters.spec import SpecError, resolve_served
+from filters.timeutil import to_iso
 from models.oracle.client import OracleClient
 from models.oracle.prompting import Prompt
 from models.oracle.providers import make_provider
 from models.oracle.validation import extract_json, validate_response
-from monitoring.alerts import Alert, Cooldown, utc_iso
+from monitoring.alerts import Alert, Cooldown
 from monitoring.errors import MonitorConfigError
 from monitoring.lru import LRU
 from monitoring.metrics import Metrics
@@ -169,7 +170,7 @@ class SpotCheck:
         return Alert(
             filter=name, signal="live_mae", detector="oracle_spotcheck", value=mae, baseline=heldout,
             window=len(errors), severity="critical" if mae > heldout + 2 * self.margin else "warning",
-            detected_at=utc_iso(now),
+            detected_at=to_iso(now),
             message=f"oracle spot-check MAE {mae:.2f} > held-out {heldout:.2f} + margin {self.margin:.2f}",
             details={"margin": self.margin, "failures": self.failures.get(name, 0)},
         )

@@ -7,12 +7,12 @@ import base64
 import hashlib
 import time
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 import orjson
 
+from filters.timeutil import now_iso
 from models.records import Prepared, Rejection, Result, Stage2Request
 
 SCHEMA_VERSION = 1
@@ -38,10 +38,6 @@ def _default(value: Any) -> Any:
     if isinstance(value, (set, frozenset, tuple)):
         return list(value)
     return str(value)
-
-
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def encode(kind: str, body: dict[str, Any]) -> bytes:

@@ -8,7 +8,8 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from monitoring.alerts import Alert, Cooldown, Severity, utc_iso
+from filters.timeutil import to_iso
+from monitoring.alerts import Alert, Cooldown, Severity
 
 
 @dataclass
@@ -94,7 +95,7 @@ class Detector(ABC):
             baseline=float(finding.baseline),
             window=int(finding.window),
             severity=finding.severity,
-            detected_at=utc_iso(now),
+            detected_at=to_iso(now),
             message=finding.message,
             reference=self.reference,
             index=self.n,

@@ -5,13 +5,14 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from monitoring.alerts import Alert, Cooldown, utc_iso
+from filters.timeutil import to_iso
+from monitoring.alerts import Alert, Cooldown
 
 
 def _alert(**kw) -> Alert:
     base = dict(
         filter="tiny", signal="weighted_average", detector="ks", value=0.31, baseline=0.12, window=500,
-        severity="warning", detected_at=utc_iso(0.0),
+        severity="warning", detected_at=to_iso(0.0),
     )
     return Alert(**{**base, **kw})
 
