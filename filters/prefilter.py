@@ -16,6 +16,7 @@ from filters.text import clean_text
 # Upper bound on the title length scanned by regexes (the anchor left titles unbounded: a ReDoS risk, §10).
 MAX_TITLE_CHARS = 500
 _REPEATS = (sre_constants.MAX_REPEAT, sre_constants.MIN_REPEAT)
+SHORT_CONTENT = "short_content"  # result flag: content shorter than the filter's `short_content_chars`
 
 
 @dataclass(frozen=True)
@@ -183,8 +184,10 @@ class Prefilter:
     1. validate: no title → `missing_title`; no content (`content` or `text`) → `empty_content`.
        Title and content are cleaned with `filters.text.clean_text` first (idempotent on clean text).
     2. `excluded_source_types` (exact, case-insensitive `source_type`) → `excluded_source_type:<type>`.
-    3. `min_content_length` (null = no check; skipped with `ignore_length=True`) → `content_too_short_<n>chars`,
-       where `<n>` is the configured minimum (stable, so metrics do not explode into one reason per length).
+    3. `min_content_length`, a hard serving minimum (null, the default = no check; skipped with
+       `ignore_length=True`) → `content_too_short_<n>chars`, where `<n>` is the configured minimum (stable, so
+       metrics do not explode into one reason per length). Short articles are normally scored and flagged instead
+       (`flags`); the length rule that matters — no labels on snippets — is the oracle's (`Oracle.min_content_length`).
     4. `domain_exclusions` {reason: [domains]} on the URL host/path (see `domain_matches`) → `excluded_domain_<reason>`.
     5. `source_exclusions` {group: [substrings]} on `source source_type id` (lower-case) → `blocked_source:<substring>`.
     6. `source_allowlist` [substrings] on the same text → passes at once with `allowed_source:<substring>`.
@@ -280,6 +283,16 @@ class Prefilter:
             if first_match(keywords, text) is None:
                 return Decision(False, reason)
         return PASSED
+
+    def flags(self, article: Mapping[str, Any]) -> list[str]:
+        """Quality flags a served result carries: `short_content` when the cleaned content is shorter than
+        `short_content_chars` (the models score it, with the larger error measured in docs/filters.md)."""
+        limit = self.rules.short_content_chars
+        if not limit:
+            return []
+        content_raw = _text_field(article, "content", "text")
+        content = clean_text(content_raw) if isinstance(content_raw, str) else ""
+        return [SHORT_CONTENT] if len(content) < limit else []
 
     def __call__(self, article: Mapping[str, Any]) -> Decision:
         return self.check(article)

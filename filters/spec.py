@@ -85,7 +85,10 @@ class RequiredTopic(_Model):
 class PrefilterRules(_Model):
     """Declarative prefilter of one filter; see `filters.prefilter.Prefilter` for the order of checks."""
 
-    min_content_length: int | None = Field(default=300, ge=0)
+    # Serving never blocks for length by default (short text is scored and flagged); the oracle keeps its own
+    # labelling minimum (`Oracle.min_content_length`). `min_content_length` is a hard serving minimum (null: none).
+    min_content_length: int | None = Field(default=None, ge=0)
+    short_content_chars: int | None = Field(default=300, ge=0)  # shorter content → result flag `short_content`
     scan_chars: int = Field(default=2000, ge=100)
     reason_prefix: str = ""
     excluded_source_types: list[str] = Field(default_factory=list)
@@ -119,6 +122,8 @@ class Oracle(_Model):
 
     prompt: str = "prompt.md"
     model: str = ""
+    # Labelling refuses shorter content (cleaned characters): on snippets an LLM invents evidence.
+    min_content_length: int | None = Field(default=300, ge=0)
 
 
 class FilterSpec(_Model):

@@ -122,6 +122,11 @@ def register(app: typer.Typer) -> None:
         plots: Path | None = typer.Option(None, "--plots", help="also write plots into this directory"),
         no_student: bool = typer.Option(False, "--no-student", help="evaluate probe/router only"),
         bootstrap: int = typer.Option(1000, help="bootstrap resamples for the 95 % intervals"),
+        system: bool = typer.Option(False, "--system", help="the served path with every gate on (commerce, "
+                                    "prefilter, router, Stage 2): tier/needle recall and precision, confusion matrix "
+                                    "(PNG beside --out), misses by gate, MAE per language and length"),
+        split: str = typer.Option("all", "--split", help="all | train | val | test: evaluate only that part of the "
+                                  "training split (the data must be the file the artifacts were trained on)"),
     ) -> None:
         """Evaluate a trained filter on labelled data through the same pipeline objects the stream uses."""
         from filters.spec import SpecError, resolve_spec
@@ -134,6 +139,18 @@ def register(app: typer.Typer) -> None:
         try:
             spec = resolve_spec(filter_ref)
             dataset = load_dataset(data, spec)
+            if split != "all":
+                from models.training.split import training_part
+
+                dataset = training_part(dataset, spec, split)
+            if system:
+                from models.evaluation.system import evaluate_system, to_markdown, write_system_report
+
+                pipe = Pipeline.load([str(spec.path)], with_student=not no_student, commerce=True)
+                sysrep = evaluate_system(pipe, spec.name, dataset, n_boot=bootstrap)
+                write_system_report(sysrep, out, markdown)
+                typer.echo(to_markdown(sysrep))
+                return
             pipe = Pipeline.load([str(spec.path)], with_student=not no_student, commerce=False)
             pipe.apply_prefilter = False
             report = evaluate(pipe, spec.name, dataset, n_boot=bootstrap)

@@ -238,7 +238,8 @@ class Pipeline:
                       stage=stage, scores=scores, weighted_average=wa, tier=tier, gatekeeper_applied=gated,
                       caps_applied=caps, probe_scores=probe_scores, prefilter_reason=reason,
                       fingerprint=fm.fingerprint, latency_ms=round(latency, 3), scored_at=_now_iso(),
-                      title=str(article.get("title", ""))[:300])
+                      title=str(article.get("title", ""))[:300],
+                      flags=fm.prefilter.flags(article) if fm.prefilter is not None else [])
 
     def probe_scores(self, filter_name: str, embeddings: np.ndarray,
                      articles: Sequence[Mapping[str, Any]] | None = None) -> tuple[np.ndarray, np.ndarray]:

@@ -186,3 +186,20 @@ def test_for_spec_uses_the_spec_rules_and_key(tiny_spec_data, tmp_path, article)
     ok = parse_spec({**tiny_spec_data, "prefilter": {"min_content_length": 10}}, tmp_path / "f.yaml")
     assert Prefilter.for_spec(ok).check(article()).passed
     assert Prefilter.for_spec(ok)(article(body="x", pad=False)).reason == "content_too_short_10chars"
+
+
+def test_short_content_is_flagged_not_blocked_by_default(article):
+    rules = PrefilterRules()  # defaults: no serving length block, flag under 300 characters
+    assert rules.min_content_length is None and rules.short_content_chars == 300
+    short = article(body="Solar farm opens in Drenthe.", pad=False)
+    pf = Prefilter(rules)
+    assert pf.check(short) == Decision(True, "passed")
+    assert pf.flags(short) == ["short_content"]
+    assert pf.flags(article(body="x" * 300, pad=False)) == []
+    assert Prefilter(rules.model_copy(update={"short_content_chars": None})).flags(short) == []
+
+
+def test_short_content_flag_counts_cleaned_text(article):
+    pf = Prefilter(PrefilterRules(short_content_chars=20))
+    assert pf.flags(article(body="<p>" + "&nbsp;" * 50 + "tiny</p>", pad=False)) == ["short_content"]
+    assert pf.flags({"title": "t", "text": "y" * 25}) == []

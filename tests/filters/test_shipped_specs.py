@@ -192,10 +192,14 @@ def test_preprocessing_windows():
         assert (pre.head_tokens, pre.tail_tokens) == (256, 256)
 
 
-def test_length_check_only_where_the_anchor_has_one():
-    assert resolve_spec("cultural_discovery/v5").prefilter.min_content_length is None
-    assert resolve_spec("nature_recovery/v2").prefilter.min_content_length is None
-    assert resolve_spec("sustainability/v1").prefilter.min_content_length == 300
+def test_length_rule_is_the_oracles_not_servings():
+    """Every shipped spec serves short articles (flagged) and keeps the 300-character minimum for labelling."""
+    from filters.spec import load_spec, spec_paths
+
+    for spec in map(load_spec, spec_paths()):
+        assert spec.prefilter.min_content_length is None, spec.key
+        assert spec.prefilter.short_content_chars == 300, spec.key
+        assert spec.oracle.min_content_length == 300, spec.key
 
 
 # -- the prefilter sections compile and behave on small self-written articles -----------------------------------
@@ -255,10 +259,12 @@ def test_prefilter_decisions_on_small_articles(key, doc, reason):
     assert Prefilter.for_spec(resolve_spec(key)).check(doc).reason == reason
 
 
-def test_short_text_blocked_where_a_minimum_exists():
+def test_short_text_is_served_and_flagged():
     short = {"title": "Solar", "content": "A solar plant opened.", "url": "https://x.org"}
-    assert Prefilter.for_spec(resolve_spec("sustainability/v1")).check(short).reason == "content_too_short_300chars"
-    assert Prefilter.for_spec(resolve_spec("cultural_discovery/v5")).check(short).passed
+    for key in ("sustainability/v1", "cultural_discovery/v5"):
+        pf = Prefilter.for_spec(resolve_spec(key))
+        assert pf.check(short).passed
+        assert pf.flags(short) == ["short_content"]
 
 
 @pytest.mark.parametrize("path", NON_DRAFT, ids=NON_DRAFT_IDS)
