@@ -117,6 +117,18 @@ class Hybrid(_Model):
     max_false_negative_rate: float = Field(default=0.02, ge=0.0, le=1.0)
 
 
+class TierPolicy(_Model):
+    """How the tier model (models/tiers.py) picks its operating point: `recall` (a feed that must not miss
+    needles: the highest cutoff whose validation recall reaches `min_recall`), `precision` (an alert channel: the
+    lowest cutoff whose validation precision reaches `min_precision`) or `balanced` (F1-optimal), at the edge of the
+    protected tier (the needles); other tier edges sit at their F1-optimal cutoff. The cutoffs of all three are
+    stored with the model, so switching policy needs no re-training."""
+
+    policy: Literal["recall", "balanced", "precision"] = "balanced"
+    min_recall: float = Field(default=0.85, gt=0.0, le=1.0)
+    min_precision: float = Field(default=0.8, gt=0.0, le=1.0)
+
+
 class Oracle(_Model):
     """Where the oracle prompt lives (relative to the spec file) and the default model."""
 
@@ -141,6 +153,7 @@ class FilterSpec(_Model):
     preprocessing: Preprocessing = Field(default_factory=Preprocessing)
     prefilter: PrefilterRules = Field(default_factory=PrefilterRules)
     hybrid: Hybrid = Field(default_factory=Hybrid)
+    tier_model: TierPolicy = Field(default_factory=TierPolicy)
     oracle: Oracle = Field(default_factory=Oracle)
     path: Path | None = Field(default=None, exclude=True)
 

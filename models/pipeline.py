@@ -67,6 +67,7 @@ class FilterModels:
     prefilter: Any | None = None  # filters.prefilter.Prefilter
     fingerprint: str = ""
     manifest: dict[str, Any] = field(default_factory=dict)
+    tiers: Any | None = None  # models.tiers.TierModel: the served tier + tier_confidence (None: postfilter tier)
 
     @classmethod
     def load(cls, spec: FilterSpec, encoder: Encoder | None = None, *, device: str | None = None,
@@ -93,9 +94,10 @@ class FilterModels:
             log.warning("filter %s has no student in %s: articles above the router's operating point get "
                         "probe scores (stage1)", spec.key, directory)
         from filters.prefilter import Prefilter
+        from models.tiers import TierModel
 
         return cls(spec, probe, router, calibration, student, Prefilter.for_spec(spec), manifest_digest(directory),
-                   manifest)
+                   manifest, TierModel.load(directory, spec.tier_names))
 
 
 def _commerce_gate(encoder: Encoder) -> Any | None:
@@ -226,7 +228,8 @@ class Pipeline:
             raise PipelineError(f"filter {filter_name!r} is not loaded; loaded: {sorted(self.filters)}") from None
 
     def _result(self, fm: FilterModels, article: Mapping[str, Any], stage: str, raw: Mapping[str, float] | None,
-                *, probe_scores: dict[str, float] | None = None, reason: str | None = None) -> Result:
+                *, probe_scores: dict[str, float] | None = None, reason: str | None = None,
+                tier_logits: Any | None = None) -> Result:
         received = article.get("_received_at")
         latency = (time.time() - received) * 1000 if isinstance(received, float | int) else 0.0
         if raw is None:
@@ -234,12 +237,17 @@ class Pipeline:
         else:
             s = postfilter(fm.spec, raw)
             scores, wa, tier, gated, caps = s.scores, s.weighted_average, s.tier, s.gatekeeper_applied, s.caps_applied
+        confidence, source = None, "postfilter"
+        if raw is not None and fm.tiers is not None and tier_logits is not None:
+            wa2 = sum(raw[d.name] * d.weight for d in fm.spec.dimensions) if stage == "stage2" else None
+            (tier, confidence), source = fm.tiers.serve(tier_logits, wa2, wa, fm.spec.tier_model.policy), "tier_model"
         return Result(article_id=str(article["id"]), filter=fm.spec.name, filter_version=fm.spec.version,
                       stage=stage, scores=scores, weighted_average=wa, tier=tier, gatekeeper_applied=gated,
                       caps_applied=caps, probe_scores=probe_scores, prefilter_reason=reason,
                       fingerprint=fm.fingerprint, latency_ms=round(latency, 3), scored_at=_now_iso(),
                       title=str(article.get("title", ""))[:300],
-                      flags=fm.prefilter.flags(article) if fm.prefilter is not None else [])
+                      flags=fm.prefilter.flags(article) if fm.prefilter is not None else [],
+                      tier_confidence=confidence, tier_source=source)
 
     def probe_scores(self, filter_name: str, embeddings: np.ndarray,
                      articles: Sequence[Mapping[str, Any]] | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -248,6 +256,16 @@ class Pipeline:
         fm = self._models(filter_name)
         scores = fm.probe.predict(embeddings, articles)
         return scores, route_statistic(fm.router, fm.probe, embeddings, scores, fm.spec.weights)
+
+    @staticmethod
+    def _tier_logits(fm: FilterModels, emb: np.ndarray, scores: np.ndarray) -> np.ndarray | None:
+        """The tier model's Stage-1 logits (n, n_edges), or None without a tier model."""
+        if fm.tiers is None:
+            return None
+        r = fm.router
+        feats = fm.tiers.features(fm.probe.standardise(emb), scores, fm.spec.weights, emb, r.bank, r.bank_wa,
+                                  r.protected_threshold)
+        return fm.tiers.stage1_logits(feats)
 
     def route(self, prepared: Sequence[Prepared], filter_name: str) -> list[Result | Stage2Request]:
         """Prefilter → probe → router: a Result (prefilter/stage1) or a Stage2Request per article, in order."""
@@ -266,6 +284,10 @@ class Pipeline:
             scores, stat = self.probe_scores(filter_name, emb, [prepared[i].article for i in passed])
             wa = fm.probe.weighted_average(scores)
             to_stage2 = fm.router.needs_stage2(stat)
+            tl = self._tier_logits(fm, emb, scores)
+            if tl is not None:  # an article the tier model serves as a needle also gets Stage 2
+                to_stage2 |= fm.tiers.needle_mask(fm.tiers.probabilities(tl), fm.spec.hybrid.protected_tier,
+                                                  fm.spec.tier_model.policy)
             dims = fm.spec.dimension_names
             served = fm.calibration.stage1(scores)
             for j, i in enumerate(passed):
@@ -274,13 +296,14 @@ class Pipeline:
                 if to_stage2[j] and fm.student is not None:
                     received = art.get("_received_at")
                     out[i] = Stage2Request(art, fm.spec.name, fm.spec.version, ps, float(wa[j]), float(stat[j]),
-                                           float(received) if isinstance(received, float | int) else time.time())
+                                           float(received) if isinstance(received, float | int) else time.time(),
+                                           tier_logits=None if tl is None else [float(v) for v in tl[j]])
                 else:
                     if to_stage2[j] and fm.spec.name not in self._warned:
                         self._warned.add(fm.spec.name)
                         log.warning("filter %s: no student loaded; routed articles get probe scores", fm.spec.key)
                     out[i] = self._result(fm, art, "stage1", _by_dimension(dims, served[j]), probe_scores=ps,
-                                          reason="passed")
+                                          reason="passed", tier_logits=None if tl is None else tl[j])
         return [x for x in out if x is not None]
 
     # -- step 3: student, calibration, postfilter -----------------------------------------------------
@@ -302,7 +325,7 @@ class Pipeline:
             for j, i in enumerate(idx):
                 r = requests[i]
                 out[i] = self._result(fm, r.article, stage, _by_dimension(dims, scores[j]), probe_scores=r.probe_scores,
-                                      reason="passed")
+                                      reason="passed", tier_logits=r.tier_logits)
         return [x for x in out if x is not None]
 
     # -- batch -----------------------------------------------------------------------------------------

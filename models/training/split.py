@@ -91,6 +91,6 @@ def training_part(data: Dataset, spec: Any, part: str) -> Dataset:
     recorded = (read_manifest(spec.artifacts_dir).get("training_data") or {})
     if recorded.get("sha256") != data.data_hash:
         raise DataError(f"{data.source} is not the file {spec.key} was trained on ({recorded.get('path')}, sha256 "
-                        f"{str(recorded.get('sha256'))[:12]}…), so it has no {part} split; evaluate it with --split all")
+                        f"{str(recorded.get('sha256'))[:12]}…), so it has no {part} split; use --split all")
     split = split_dataset(data, spec.weights, seed=int(recorded.get("split_seed", 42)))
     return data.subset(getattr(split, part))
