@@ -101,6 +101,7 @@ class CompiledCategory:
     positive_patterns: tuple[re.Pattern[str], ...]
     positive_threshold: int
     unless_patterns: tuple[re.Pattern[str], ...]
+    scope: str = "text"
 
     @classmethod
     def build(cls, category: ExclusionCategory, where: str, owner: str) -> CompiledCategory:
@@ -112,6 +113,7 @@ class CompiledCategory:
             positive_patterns=compile_patterns(category.positive_patterns, f"{where}.positive_patterns", owner),
             positive_threshold=category.positive_threshold,
             unless_patterns=compile_patterns(category.unless_patterns, f"{where}.unless_patterns", owner),
+            scope=category.scope,
         )
 
     def fires(self, text: str, context: str | None = None) -> str | None:
@@ -191,11 +193,13 @@ class Prefilter:
     4. `domain_exclusions` {reason: [domains]} on the URL host/path (see `domain_matches`) → `excluded_domain_<reason>`.
     5. `source_exclusions` {group: [substrings]} on `source source_type id` (lower-case) → `blocked_source:<substring>`.
     6. `source_allowlist` [substrings] on the same text → passes at once with `allowed_source:<substring>`.
-    7. `exclusions` categories, in order, on `title[:1000] + "\\n" + content[:scan_chars]`: a category blocks when at
+    7. `exclusions` categories, in order, on `title[:500] + "\\n" + content[:scan_chars]` (on the title alone for a
+       category with `scope: title`): a category blocks when at
        least `min_matches` of its patterns match, none of its `exceptions` match, fewer than `positive_threshold`
        of its `positive_patterns` match, none of its `unless_patterns` match, and no global `override_keywords`
        regex occurs in the text → `<reason_prefix><category>`.
-    8. `required_topics`, in order: each needs at least one keyword in the same text, else → its `reason`.
+    8. `required_topics`, in order: each needs at least one keyword in the same text (or at least
+       `secondary_min_matches` distinct `secondary_keywords`), else → its `reason`.
     9. → `passed`.
 
     Every pattern (exclusions, exceptions, overrides, keywords) is a regex compiled once with IGNORECASE; the
@@ -219,7 +223,9 @@ class Prefilter:
             CompiledCategory.build(c, f"exclusions[{i}] ({c.category})", owner) for i, c in enumerate(rules.exclusions)
         ]
         self._topics = [
-            (t.reason, compile_patterns(t.keywords, f"required_topics[{i}] ({t.reason}).keywords", owner))
+            (t.reason, compile_patterns(t.keywords, f"required_topics[{i}] ({t.reason}).keywords", owner),
+             compile_patterns(t.secondary_keywords, f"required_topics[{i}] ({t.reason}).secondary_keywords", owner),
+             t.secondary_min_matches)
             for i, t in enumerate(rules.required_topics)
         ]
 
@@ -271,7 +277,8 @@ class Prefilter:
         if self._categories:
             override: str | None | bool = False  # computed lazily: only when a category fires
             for category in self._categories:
-                hit = category.fires(text)
+                scanned = title[:MAX_TITLE_CHARS] if category.scope == "title" else text
+                hit = category.fires(scanned, text)
                 if hit is None:
                     continue
                 if override is False:
@@ -279,8 +286,9 @@ class Prefilter:
                 if override is None:
                     return Decision(False, f"{self.rules.reason_prefix}{category.name}", hit)
 
-        for reason, keywords in self._topics:
-            if first_match(keywords, text) is None:
+        for reason, keywords, secondary, min_secondary in self._topics:
+            if first_match(keywords, text) is None and not (secondary and
+                                                            count_matches(secondary, text) >= min_secondary):
                 return Decision(False, reason)
         return PASSED
 

@@ -73,6 +73,9 @@ class ExclusionCategory(_Model):
     positive_threshold: int = Field(default=1, ge=1)
     # Block only when none of these "outcome" patterns match (e.g. pure_speculation).
     unless_patterns: list[str] = Field(default_factory=list)
+    # Where `patterns` look: `text` (title + body) or `title` only (what the article is about, not a passing
+    # mention in the body); exceptions, positives and unless patterns always see title + body.
+    scope: Literal["text", "title"] = "text"
 
 
 class RequiredTopic(_Model):
@@ -80,6 +83,10 @@ class RequiredTopic(_Model):
 
     reason: str
     keywords: list[str]
+    # Also satisfied by at least `secondary_min_matches` distinct `secondary_keywords` (weaker signals that count
+    # only together, e.g. technology-performance terms for a technology lens).
+    secondary_keywords: list[str] = Field(default_factory=list)
+    secondary_min_matches: int = Field(default=2, ge=1)
 
 
 class PrefilterRules(_Model):

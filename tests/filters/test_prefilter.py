@@ -203,3 +203,33 @@ def test_short_content_flag_counts_cleaned_text(article):
     pf = Prefilter(PrefilterRules(short_content_chars=20))
     assert pf.flags(article(body="<p>" + "&nbsp;" * 50 + "tiny</p>", pad=False)) == ["short_content"]
     assert pf.flags({"title": "t", "text": "y" * 25}) == []
+
+
+def _topic_rules(**category: object) -> PrefilterRules:
+    return PrefilterRules.model_validate({
+        "exclusions": [{"category": "ml", "patterns": [r"\bLLMs?\b"], **category}],
+        "required_topics": [{"reason": "off_topic", "keywords": [r"\bsolar\b"],
+                             "secondary_keywords": [r"\befficien\w*", r"\bcosts?\b", r"\bgrid\b"],
+                             "secondary_min_matches": 2}],
+    })
+
+
+def test_title_scoped_category_ignores_a_passing_mention_in_the_body():
+    body = "A solar cooperative cut its costs; an LLM summarised the minutes."
+    text_scope, title_scope = Prefilter(_topic_rules()), Prefilter(_topic_rules(scope="title"))
+    assert text_scope.check({"title": "Village solar plant", "content": body}) == Decision(False, "ml")
+    assert title_scope.check({"title": "Village solar plant", "content": body}) == Decision(True, "passed")
+    assert title_scope.check({"title": "LLM serving at scale", "content": body}) == Decision(False, "ml")
+
+
+def test_title_scoped_category_exceptions_still_read_the_body():
+    pf = Prefilter(_topic_rules(scope="title", exceptions=[r"\bgrid\b"]))
+    assert pf.check({"title": "An LLM for operators", "content": "It balances the grid with solar."}).passed
+
+
+def test_secondary_keywords_count_only_together():
+    pf = Prefilter(_topic_rules())
+    assert pf.check({"title": "Plant", "content": "A new solar array."}).passed
+    assert pf.check({"title": "Plant", "content": "Efficiency rose while costs fell."}).passed  # two signals
+    assert pf.check({"title": "Plant", "content": "Efficiency rose sharply."}) == Decision(False, "off_topic")
+    assert pf.check({"title": "Plant", "content": "Efficient, more efficient."}) == Decision(False, "off_topic")

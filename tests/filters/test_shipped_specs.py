@@ -284,3 +284,21 @@ def test_prompt_mentions_no_dimension_of_another_filter(path: Path):
     text = spec.prompt_path.read_text(encoding="utf-8")
     foreign = {d for d in ALL_DIMENSIONS - set(spec.dimension_names) if re.search(rf"\b{d}\b", text)}
     assert not foreign, f"{spec.key} prompt names dimensions it does not score: {sorted(foreign)}"
+
+
+@pytest.mark.parametrize(("title", "body", "reason"), [
+    ("Offshore wind farm starts feeding the grid", "The 400 MW project supplies homes.", "passed"),
+    ("New LLM tops a reasoning benchmark", "The model answers questions better than before.",
+     "excluded_ai_ml_infrastructure"),
+    ("An LLM helps grid operators", "Operators balance energy demand with forecasts.", "passed"),
+    ("Compiler speeds up kernels", "Efficiency and latency improve on GPUs in the data centre.", "passed"),
+    ("Compiler speeds up kernels", "Efficiency improves in the new release.", "not_sustainability_topic"),
+    ("Black Friday: 30% off air fryers", "Deals on kitchen gadgets all week.", "excluded_product_deals"),
+    ("Village choir wins a prize", "Black Friday crowds heard the singers; the hall runs on solar.", "passed"),
+    ("Les bornes de recharge arrivent", "Le réseau installe des bornes pour voitures.", "passed"),
+])
+def test_sustainability_technology_prefilter(title, body, reason):
+    """Exclusions read the title (what the article is about); topic keywords read title + body, where two weaker
+    technology-performance signals count as one sustainability keyword (tuned on the shared frozen half)."""
+    pf = Prefilter.for_spec(resolve_spec("sustainability_technology/v3"))
+    assert pf.check({"title": title, "content": body, "url": "https://example.org/a"}).reason == reason
