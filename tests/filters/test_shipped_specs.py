@@ -302,3 +302,15 @@ def test_sustainability_technology_prefilter(title, body, reason):
     technology-performance signals count as one sustainability keyword (tuned on the shared frozen half)."""
     pf = Prefilter.for_spec(resolve_spec("sustainability_technology/v3"))
     assert pf.check({"title": title, "content": body, "url": "https://example.org/a"}).reason == reason
+
+
+def test_title_only_rules_of_the_anchor():
+    """investment_risk's clickbait check and belonging's uppercase RIP rule read the title only (anchor)."""
+    ir = Prefilter.for_spec(resolve_spec("investment_risk/v6"))
+    body = "A long post about a small company and its shares; readers called the rally shocking. " * 4
+    assert ir.check({"title": "Shocking rally: this one stock", "content": body}).reason == "clickbait"
+    assert ir.check({"title": "A small company and its shares", "content": body}).passed
+    bel = Prefilter.for_spec(resolve_spec("belonging/v1"))
+    text = "Neighbours gathered in the village hall to share stories and food with families. " * 4
+    assert bel.check({"title": "RIP Jan, the baker", "content": text}).reason.endswith("obituary_funeral")
+    assert bel.check({"title": "Village bakery reopens", "content": text + " RIP to the old oven."}).passed
