@@ -285,7 +285,7 @@ class Pipeline:
             wa = fm.probe.weighted_average(scores)
             to_stage2 = fm.router.needs_stage2(stat)
             tl = self._tier_logits(fm, emb, scores)
-            if tl is not None:  # an article the tier model serves as a needle also gets Stage 2
+            if tl is not None and fm.tiers is not None:  # an article the tier model serves as a needle: Stage 2
                 to_stage2 |= fm.tiers.needle_mask(fm.tiers.probabilities(tl), fm.spec.hybrid.protected_tier,
                                                   fm.spec.tier_model.policy)
             dims = fm.spec.dimension_names

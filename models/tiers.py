@@ -136,12 +136,13 @@ class TierModel:
         """Rows the model serves at `needle_tier` or above (e.g. to route them to Stage 2)."""
         k = self.tier_names.index(needle_tier)
         cut = np.asarray(self.cutoffs(policy))[: k + 1]
-        return (np.array(probs, ndmin=2)[:, : k + 1] >= cut).any(axis=1)
+        return np.asarray((np.array(probs, ndmin=2)[:, : k + 1] >= cut).any(axis=1), dtype=bool)
 
     # -- persistence -----------------------------------------------------------------------------------
     def save(self, directory: Path) -> list[Path]:
         directory.mkdir(parents=True, exist_ok=True)
-        tensors = {"coef": self.coef.astype(np.float32), "intercept": self.intercept.astype(np.float64)}
+        tensors: dict[str, np.ndarray] = {"coef": self.coef.astype(np.float32),
+                                          "intercept": self.intercept.astype(np.float64)}
         if self.stage2 is not None:
             tensors["stage2"] = self.stage2.astype(np.float64)
         if self.platt is not None:

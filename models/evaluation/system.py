@@ -132,7 +132,7 @@ def system_report(spec: FilterSpec, data: Dataset, served: dict[str, Result | Re
                 pred[i] = [item.scores[d] for d in dims]
     wa_err = np.abs(s_wa - o_wa)
     true_needle, pred_needle = o_tier <= needle_rank, s_tier <= needle_rank
-    needles = _prf(pred_needle, true_needle)
+    needles: dict[str, Any] = dict(_prf(pred_needle, true_needle))
     needles["ci95"] = bootstrap_system(pred_needle, true_needle, wa_err, n_boot, seed)
     per_tier = {t: _prf(s_tier == k, o_tier == k) for t, k in rank.items()}
     confusion = np.zeros((len(tiers), len(tiers)), dtype=int)

@@ -132,6 +132,7 @@ def fit_tier_model(run: Any, c: float = 0.01) -> tuple[TierModel, dict[str, Any]
         for a, b in folds:  # each training row among the other folds' articles (out of fold)
             knn[b] = knn_features(x[s.train][b], bank[a], raw_wa[s.train][a], protected)
         f_tr = np.hstack([f_tr, knn])
+        assert router.bank is not None and router.bank_wa is not None
         f_va = np.hstack([f_va, knn_features(x[s.val], router.bank, router.bank_wa, protected)])
 
     coef = np.zeros((len(edges), f_tr.shape[1]))
