@@ -111,3 +111,38 @@ def pipeline_without_tiers(trained, fake_encoder):
     fm = FilterModels.load(spec, fake_encoder, directory=run.out_dir)
     assert fm.tiers is None
     return Pipeline(fake_encoder, {spec.name: fm}, None), spec
+
+
+def test_training_part_is_the_artifacts_split_and_refuses_another_file(trained, tmp_path):
+    from models.training.data import DataError, load_dataset
+    from models.training.split import training_part
+
+    spec, data, run = trained
+    test = training_part(load_dataset(data, spec), spec, "test")
+    assert test.ids == [run.data.ids[i] for i in run.split.test]
+    other = tmp_path / "other.jsonl"
+    other.write_text(data.read_text().splitlines()[0] + "\n")
+    with pytest.raises(DataError, match="is not the file tinyfilter/v1 was trained on .* use --split all"):
+        training_part(load_dataset(other, spec), spec, "test")
+    with pytest.raises(DataError, match="unknown split part 'holdout'"):
+        training_part(load_dataset(data, spec), spec, "holdout")
+
+
+def test_system_report_counts_blocked_articles_at_their_served_score(trained, fake_encoder):
+    """evaluate_system over the tiny split: every article accounted for, misses by fate, per-language groups."""
+    from models.evaluation.system import evaluate_system, to_markdown
+
+    spec, _, run = trained
+    fm = FilterModels.load(spec, fake_encoder, directory=run.out_dir)
+    test = run.data.subset(run.split.test)
+    test.articles[0] = {**test.articles[0], "url": "https://blocked.example/x"}  # the tiny prefilter blocks it
+    report = evaluate_system(Pipeline(fake_encoder, {spec.name: fm}, None), spec.name, test, n_boot=20)
+    assert report["n"] == len(test) and sum(report["fates"].values()) == len(test)
+    assert report["fates"]["prefilter:excluded_domain_blocked"] == 1
+    assert sum(report["served_tiers"].values()) == len(test)
+    assert report["needle_tiers"] == ["high", "medium"] and report["needles"]["support"] == sum(
+        report["oracle_tiers"][t] for t in ("high", "medium"))
+    assert sum(report["misses"].values()) == report["needles"]["fn"]
+    assert set(report["needles"]["ci95"]) == {"precision", "recall", "f1", "wa_mae"}
+    assert report["by_language"]["unknown"]["n"] == len(test)
+    assert "System WA MAE" in to_markdown(report)
