@@ -191,8 +191,11 @@ class Prefilter:
        metrics do not explode into one reason per length). Short articles are normally scored and flagged instead
        (`flags`); the length rule that matters — no labels on snippets — is the oracle's (`Oracle.min_content_length`).
     4. `domain_exclusions` {reason: [domains]} on the URL host/path (see `domain_matches`) → `excluded_domain_<reason>`.
-    5. `source_exclusions` {group: [substrings]} on `source source_type id` (lower-case) → `blocked_source:<substring>`.
-    6. `source_allowlist` [substrings] on the same text → passes at once with `allowed_source:<substring>`.
+    5. `source_allowlist` [substrings] on `source source_type id` (lower-case) → passes at once with
+       `allowed_source:<substring>`.
+    6. `pass_keywords` [regexes] on the scan text (below) → passes at once with `<pass_keyword_reason>:<matched text>`
+       (the anchor's investment_risk passes on an investment keyword before it checks blocked sources); then
+       `source_exclusions` {group: [substrings]} on the same fields as 5 → `blocked_source:<substring>`.
     7. `exclusions` categories, in order, on `title[:500] + "\\n" + content[:scan_chars]` (on the title alone for a
        category with `scope: title`): a category blocks when at
        least `min_matches` of its patterns match, none of its `exceptions` match, fewer than `positive_threshold`
@@ -219,6 +222,7 @@ class Prefilter:
         self._source_blocks = [p.lower() for group in rules.source_exclusions.values() for p in group if p.strip()]
         self._source_allow = [p.lower() for p in rules.source_allowlist if p.strip()]
         self._overrides = compile_patterns(rules.override_keywords, "override_keywords", owner)
+        self._pass_keywords = compile_patterns(rules.pass_keywords, "pass_keywords", owner)
         self._categories = [
             CompiledCategory.build(c, f"exclusions[{i}] ({c.category})", owner) for i, c in enumerate(rules.exclusions)
         ]
@@ -264,16 +268,19 @@ class Prefilter:
                     if domain_matches(domain, host, path):
                         return Decision(False, f"excluded_domain_{reason}", domain)
 
-        if self._source_blocks or self._source_allow:
-            haystack = " ".join(str(article.get(k) or "") for k in ("source", "source_type", "id")).lower()
-            for p in self._source_blocks:
-                if p in haystack:
-                    return Decision(False, f"blocked_source:{p}", p)
-            for p in self._source_allow:
-                if p in haystack:
-                    return Decision(True, f"allowed_source:{p}", p)
-
+        haystack = " ".join(str(article.get(k) or "") for k in ("source", "source_type", "id")).lower()
+        for p in self._source_allow:
+            if p in haystack:
+                return Decision(True, f"allowed_source:{p}", p)
         text = self.scan_text(title, content)
+        for kw in self._pass_keywords:
+            found = kw.search(text)
+            if found:
+                return Decision(True, f"{self.rules.pass_keyword_reason}:{found.group(0).lower()}", kw.pattern)
+        for p in self._source_blocks:
+            if p in haystack:
+                return Decision(False, f"blocked_source:{p}", p)
+
         if self._categories:
             override: str | None | bool = False  # computed lazily: only when a category fires
             for category in self._categories:

@@ -102,6 +102,9 @@ class PrefilterRules(_Model):
     domain_exclusions: dict[str, list[str]] = Field(default_factory=dict)
     source_exclusions: dict[str, list[str]] = Field(default_factory=dict)
     source_allowlist: list[str] = Field(default_factory=list)
+    # Pass at once when one of these regexes occurs (before source exclusions), reason `<pass_keyword_reason>:<match>`
+    pass_keywords: list[str] = Field(default_factory=list)
+    pass_keyword_reason: str = "keyword"
     override_keywords: list[str] = Field(default_factory=list)
     exclusions: list[ExclusionCategory] = Field(default_factory=list)
     required_topics: list[RequiredTopic] = Field(default_factory=list)

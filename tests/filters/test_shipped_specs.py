@@ -241,7 +241,10 @@ PREFILTER_CASES = [
     ("cultural_discovery/v5", article("Top 10 hidden gems", "Book now for the best hidden gems of the coast."),
      "tourism_fluff"),
     ("investment_risk/v6", article("Rates", "The Federal Reserve signalled higher interest rates.", source="blog_x"),
-     "passed"),
+     "investment_keyword:federal reserve"),
+    # an investment keyword passes before the blocked sources are checked (anchor order)
+    ("investment_risk/v6", article("Telescope", "The Fed cut rates; inflation hit NASA.", source="nasa_news"),
+     "investment_keyword:the fed"),
     ("investment_risk/v6", article("Hype", "This coin is going to the moon, don't miss it.", source="blog_x"),
      "fomo_speculation"),
     ("investment_risk/v6", article("Telescope", "A new telescope image.", source="nasa_news"), "blocked_source:nasa"),
