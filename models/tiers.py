@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 from safetensors.numpy import load_file, save_file
 
+from models.artifacts import ArtifactError
 from models.router import KNN_STATS, knn_features, router_features
 
 TIERS_JSON = "tiers.json"
@@ -30,8 +31,9 @@ TIERS_WEIGHTS = "tiers.safetensors"
 POLICIES = ("recall", "balanced", "precision")
 
 
-class TierModelError(ValueError):
-    """A tier model that cannot be used; the message names the file and the fix."""
+class TierModelError(ArtifactError):
+    """A tier model that cannot be used; the message names the file and the fix (an ArtifactError, so every
+    command that reports broken artifacts reports this one too)."""
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:
