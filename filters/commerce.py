@@ -25,7 +25,8 @@ class CommerceCategory(ExclusionCategory):
     Exceptions, positive and unless patterns always look at title + content window.
     """
 
-    scope: Literal["text", "title", "url"] = "text"
+    # commerce rules may also look at the URL; filter specs (the base) may not, so the field is widened here
+    scope: Literal["text", "title", "url"] = "text"  # type: ignore[assignment]
 
 
 class CommerceRuleSet(_Model):

@@ -16,6 +16,7 @@ from filters.text import clean_text
 # Upper bound on the title length scanned by regexes (unbounded titles would let a crafted title stall the regexes).
 MAX_TITLE_CHARS = 500
 _REPEATS = (sre_constants.MAX_REPEAT, sre_constants.MIN_REPEAT)
+SHORT_CONTENT = "short_content"  # result flag: content shorter than the filter's `short_content_chars`
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,7 @@ class CompiledCategory:
     positive_patterns: tuple[re.Pattern[str], ...]
     positive_threshold: int
     unless_patterns: tuple[re.Pattern[str], ...]
+    scope: str = "text"
 
     @classmethod
     def build(cls, category: ExclusionCategory, where: str, owner: str) -> CompiledCategory:
@@ -111,6 +113,7 @@ class CompiledCategory:
             positive_patterns=compile_patterns(category.positive_patterns, f"{where}.positive_patterns", owner),
             positive_threshold=category.positive_threshold,
             unless_patterns=compile_patterns(category.unless_patterns, f"{where}.unless_patterns", owner),
+            scope=category.scope,
         )
 
     def fires(self, text: str, context: str | None = None) -> str | None:
@@ -183,16 +186,23 @@ class Prefilter:
     1. validate: no title → `missing_title`; no content (`content` or `text`) → `empty_content`.
        Title and content are cleaned with `filters.text.clean_text` first (idempotent on clean text).
     2. `excluded_source_types` (exact, case-insensitive `source_type`) → `excluded_source_type:<type>`.
-    3. `min_content_length` (null = no check; skipped with `ignore_length=True`) → `content_too_short_<n>chars`,
-       where `<n>` is the configured minimum (stable, so metrics do not explode into one reason per length).
+    3. `min_content_length`, a hard serving minimum (null, the default = no check; skipped with
+       `ignore_length=True`) → `content_too_short_<n>chars`, where `<n>` is the configured minimum (stable, so
+       metrics do not explode into one reason per length). Short articles are normally scored and flagged instead
+       (`flags`); the length rule that matters — no labels on snippets — is the oracle's (`Oracle.min_content_length`).
     4. `domain_exclusions` {reason: [domains]} on the URL host/path (see `domain_matches`) → `excluded_domain_<reason>`.
-    5. `source_exclusions` {group: [substrings]} on `source source_type id` (lower-case) → `blocked_source:<substring>`.
-    6. `source_allowlist` [substrings] on the same text → passes at once with `allowed_source:<substring>`.
-    7. `exclusions` categories, in order, on `title[:1000] + "\\n" + content[:scan_chars]`: a category blocks when at
+    5. `source_allowlist` [substrings] on `source source_type id` (lower-case) → passes at once with
+       `allowed_source:<substring>`.
+    6. `pass_keywords` [regexes] on the scan text (below) → passes at once with `<pass_keyword_reason>:<matched text>`
+       (the anchor's investment_risk passes on an investment keyword before it checks blocked sources); then
+       `source_exclusions` {group: [substrings]} on the same fields as 5 → `blocked_source:<substring>`.
+    7. `exclusions` categories, in order, on `title[:500] + "\\n" + content[:scan_chars]` (on the title alone for a
+       category with `scope: title`): a category blocks when at
        least `min_matches` of its patterns match, none of its `exceptions` match, fewer than `positive_threshold`
        of its `positive_patterns` match, none of its `unless_patterns` match, and no global `override_keywords`
        regex occurs in the text → `<reason_prefix><category>`.
-    8. `required_topics`, in order: each needs at least one keyword in the same text, else → its `reason`.
+    8. `required_topics`, in order: each needs at least one keyword in the same text (or at least
+       `secondary_min_matches` distinct `secondary_keywords`), else → its `reason`.
     9. → `passed`.
 
     Every pattern (exclusions, exceptions, overrides, keywords) is a regex compiled once with IGNORECASE; the
@@ -212,11 +222,14 @@ class Prefilter:
         self._source_blocks = [p.lower() for group in rules.source_exclusions.values() for p in group if p.strip()]
         self._source_allow = [p.lower() for p in rules.source_allowlist if p.strip()]
         self._overrides = compile_patterns(rules.override_keywords, "override_keywords", owner)
+        self._pass_keywords = compile_patterns(rules.pass_keywords, "pass_keywords", owner)
         self._categories = [
             CompiledCategory.build(c, f"exclusions[{i}] ({c.category})", owner) for i, c in enumerate(rules.exclusions)
         ]
         self._topics = [
-            (t.reason, compile_patterns(t.keywords, f"required_topics[{i}] ({t.reason}).keywords", owner))
+            (t.reason, compile_patterns(t.keywords, f"required_topics[{i}] ({t.reason}).keywords", owner),
+             compile_patterns(t.secondary_keywords, f"required_topics[{i}] ({t.reason}).secondary_keywords", owner),
+             t.secondary_min_matches)
             for i, t in enumerate(rules.required_topics)
         ]
 
@@ -255,20 +268,24 @@ class Prefilter:
                     if domain_matches(domain, host, path):
                         return Decision(False, f"excluded_domain_{reason}", domain)
 
-        if self._source_blocks or self._source_allow:
-            haystack = " ".join(str(article.get(k) or "") for k in ("source", "source_type", "id")).lower()
-            for p in self._source_blocks:
-                if p in haystack:
-                    return Decision(False, f"blocked_source:{p}", p)
-            for p in self._source_allow:
-                if p in haystack:
-                    return Decision(True, f"allowed_source:{p}", p)
-
+        haystack = " ".join(str(article.get(k) or "") for k in ("source", "source_type", "id")).lower()
+        for p in self._source_allow:
+            if p in haystack:
+                return Decision(True, f"allowed_source:{p}", p)
         text = self.scan_text(title, content)
+        for kw in self._pass_keywords:
+            found = kw.search(text)
+            if found:
+                return Decision(True, f"{self.rules.pass_keyword_reason}:{found.group(0).lower()}", kw.pattern)
+        for p in self._source_blocks:
+            if p in haystack:
+                return Decision(False, f"blocked_source:{p}", p)
+
         if self._categories:
             override: str | None | bool = False  # computed lazily: only when a category fires
             for category in self._categories:
-                hit = category.fires(text)
+                scanned = title[:MAX_TITLE_CHARS] if category.scope == "title" else text
+                hit = category.fires(scanned, text)
                 if hit is None:
                     continue
                 if override is False:
@@ -276,10 +293,21 @@ class Prefilter:
                 if override is None:
                     return Decision(False, f"{self.rules.reason_prefix}{category.name}", hit)
 
-        for reason, keywords in self._topics:
-            if first_match(keywords, text) is None:
+        for reason, keywords, secondary, min_secondary in self._topics:
+            if first_match(keywords, text) is None and not (secondary and
+                                                            count_matches(secondary, text) >= min_secondary):
                 return Decision(False, reason)
         return PASSED
+
+    def flags(self, article: Mapping[str, Any]) -> list[str]:
+        """Quality flags a served result carries: `short_content` when the cleaned content is shorter than
+        `short_content_chars` (the models score it, with the larger error measured in docs/filters.md)."""
+        limit = self.rules.short_content_chars
+        if not limit:
+            return []
+        content_raw = _text_field(article, "content", "text")
+        content = clean_text(content_raw) if isinstance(content_raw, str) else ""
+        return [SHORT_CONTENT] if len(content) < limit else []
 
     def __call__(self, article: Mapping[str, Any]) -> Decision:
         return self.check(article)

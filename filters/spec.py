@@ -76,6 +76,9 @@ class ExclusionCategory(_Model):
     positive_threshold: int = Field(default=1, ge=1)
     # Block only when none of these "outcome" patterns match (e.g. pure_speculation).
     unless_patterns: list[str] = Field(default_factory=list)
+    # Where `patterns` look: `text` (title + body) or `title` only (what the article is about, not a passing
+    # mention in the body); exceptions, positives and unless patterns always see title + body.
+    scope: Literal["text", "title"] = "text"
 
 
 class RequiredTopic(_Model):
@@ -83,18 +86,28 @@ class RequiredTopic(_Model):
 
     reason: str
     keywords: list[str]
+    # Also satisfied by at least `secondary_min_matches` distinct `secondary_keywords` (weaker signals that count
+    # only together, e.g. technology-performance terms for a technology lens).
+    secondary_keywords: list[str] = Field(default_factory=list)
+    secondary_min_matches: int = Field(default=2, ge=1)
 
 
 class PrefilterRules(_Model):
     """Declarative prefilter of one filter; see `filters.prefilter.Prefilter` for the order of checks."""
 
-    min_content_length: int | None = Field(default=300, ge=0)
+    # Serving never blocks for length by default (short text is scored and flagged); the oracle keeps its own
+    # labelling minimum (`Oracle.min_content_length`). `min_content_length` is a hard serving minimum (null: none).
+    min_content_length: int | None = Field(default=None, ge=0)
+    short_content_chars: int | None = Field(default=300, ge=0)  # shorter content → result flag `short_content`
     scan_chars: int = Field(default=2000, ge=100)
     reason_prefix: str = ""
     excluded_source_types: list[str] = Field(default_factory=list)
     domain_exclusions: dict[str, list[str]] = Field(default_factory=dict)
     source_exclusions: dict[str, list[str]] = Field(default_factory=dict)
     source_allowlist: list[str] = Field(default_factory=list)
+    # Pass at once when one of these regexes occurs (before source exclusions), reason `<pass_keyword_reason>:<match>`
+    pass_keywords: list[str] = Field(default_factory=list)
+    pass_keyword_reason: str = "keyword"
     override_keywords: list[str] = Field(default_factory=list)
     exclusions: list[ExclusionCategory] = Field(default_factory=list)
     required_topics: list[RequiredTopic] = Field(default_factory=list)
@@ -117,11 +130,25 @@ class Hybrid(_Model):
     max_false_negative_rate: float = Field(default=0.02, ge=0.0, le=1.0)
 
 
+class TierPolicy(_Model):
+    """How the tier model (models/tiers.py) picks its operating point: `recall` (a feed that must not miss
+    needles: the highest cutoff whose validation recall reaches `min_recall`), `precision` (an alert channel: the
+    lowest cutoff whose validation precision reaches `min_precision`) or `balanced` (F1-optimal), at the edge of the
+    protected tier (the needles); other tier edges sit at their F1-optimal cutoff. The cutoffs of all three are
+    stored with the model, so switching policy needs no re-training."""
+
+    policy: Literal["recall", "balanced", "precision"] = "balanced"
+    min_recall: float = Field(default=0.85, gt=0.0, le=1.0)
+    min_precision: float = Field(default=0.8, gt=0.0, le=1.0)
+
+
 class Oracle(_Model):
     """Where the oracle prompt lives (relative to the spec file) and the default model."""
 
     prompt: str = "prompt.md"
     model: str = ""
+    # Labelling refuses shorter content (cleaned characters): on snippets an LLM invents evidence.
+    min_content_length: int | None = Field(default=300, ge=0)
 
 
 class FilterSpec(_Model):
@@ -139,6 +166,7 @@ class FilterSpec(_Model):
     preprocessing: Preprocessing = Field(default_factory=Preprocessing)
     prefilter: PrefilterRules = Field(default_factory=PrefilterRules)
     hybrid: Hybrid = Field(default_factory=Hybrid)
+    tier_model: TierPolicy = Field(default_factory=TierPolicy)
     oracle: Oracle = Field(default_factory=Oracle)
     path: Path | None = Field(default=None, exclude=True)
 

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from filters.article import Article, ArticleError
-from filters.postfilter import postfilter
+from filters.postfilter import postfilter, weighted_average
 from filters.spec import FilterSpec, SpecError, resolve_served, trained_specs
 from filters.timeutil import now_iso
 from models.artifacts import MANIFEST, ArtifactError, manifest_digest, verify_artifacts
@@ -78,6 +78,7 @@ class FilterModels:
     def escalates(self) -> bool:
         """True when the router's escalations go to Stage 2 (the artifacts hold a student, or one was set)."""
         return (self.has_student or self.student is not None) and not self.stage1_only
+    tiers: Any | None = None  # models.tiers.TierModel: the served tier + tier_confidence (None: postfilter tier)
 
     @classmethod
     def load(cls, spec: FilterSpec, encoder: Encoder | None = None, *, device: str | None = None,
@@ -106,9 +107,11 @@ class FilterModels:
             log.warning("filter %s has no student in %s: articles above the router's operating point get "
                         "probe scores (stage1)", spec.key, directory)
         from filters.prefilter import Prefilter
+        from models.tiers import TierModel
 
         return cls(spec, probe, router, calibration, student, Prefilter.for_spec(spec), manifest_digest(directory),
-                   manifest, has_student=has_student, stage1_only=stage1_only)
+                   manifest, has_student=has_student, stage1_only=stage1_only,
+                   tiers=TierModel.load(directory, spec.tier_names))
 
 
 def student_in_artifacts(directory: Path, manifest: Mapping[str, Any] | None = None) -> bool:
@@ -267,18 +270,24 @@ class Pipeline:
 
     def _result(self, fm: FilterModels, article: Mapping[str, Any], stage: Stage, raw: Mapping[str, float] | None,
                 received_at: float, *, probe_scores: dict[str, float] | None = None,
-                reason: str | None = None) -> Result:
+                reason: str | None = None, tier_logits: Any | None = None) -> Result:
         latency = (time.time() - received_at) * 1000 if received_at > 0 else 0.0
         if raw is None:
             scores, wa, tier, gated, caps = {}, 0.0, fm.spec.tiers[-1].name, False, []
         else:
             s = postfilter(fm.spec, raw)
             scores, wa, tier, gated, caps = s.scores, s.weighted_average, s.tier, s.gatekeeper_applied, s.caps_applied
+        confidence, source = None, "postfilter"
+        if raw is not None and fm.tiers is not None and tier_logits is not None:
+            wa2 = weighted_average(fm.spec, raw) if stage == "stage2" else None
+            (tier, confidence), source = fm.tiers.serve(tier_logits, wa2, wa, fm.spec.tier_model.policy), "tier_model"
         return Result(article_id=str(article["id"]), filter=fm.spec.name, filter_version=fm.spec.version,
                       stage=stage, scores=scores, weighted_average=wa, tier=tier, gatekeeper_applied=gated,
                       caps_applied=caps, probe_scores=probe_scores, prefilter_reason=reason,
                       fingerprint=fm.fingerprint, latency_ms=round(latency, 3), scored_at=now_iso(),
-                      title=str(article.get("title", ""))[:300])
+                      title=str(article.get("title", ""))[:300],
+                      flags=fm.prefilter.flags(article) if fm.prefilter is not None else [],
+                      tier_confidence=confidence, tier_source=source)
 
     def probe_scores(self, filter_name: str, embeddings: np.ndarray,
                      articles: Sequence[Mapping[str, Any]] | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -287,6 +296,16 @@ class Pipeline:
         fm = self._models(filter_name)
         scores = fm.probe.predict(embeddings, articles)
         return scores, route_statistic(fm.router, fm.probe, embeddings, scores, fm.spec.weights)
+
+    @staticmethod
+    def _tier_logits(fm: FilterModels, emb: np.ndarray, scores: np.ndarray) -> np.ndarray | None:
+        """The tier model's Stage-1 logits (n, n_edges), or None without a tier model."""
+        if fm.tiers is None:
+            return None
+        r = fm.router
+        feats = fm.tiers.features(fm.probe.standardise(emb), scores, fm.spec.weights, emb, r.bank, r.bank_wa,
+                                  r.protected_threshold)
+        return fm.tiers.stage1_logits(feats)
 
     def route(self, prepared: Sequence[Prepared], filter_name: str) -> list[Result | Stage2Request]:
         """Prefilter → probe → router: a Result (prefilter/stage1) or a Stage2Request per article, in order."""
@@ -305,6 +324,10 @@ class Pipeline:
             scores, stat = self.probe_scores(filter_name, emb, [prepared[i].article for i in passed])
             wa = fm.probe.weighted_average(scores)
             to_stage2 = fm.router.needs_stage2(stat)
+            tl = self._tier_logits(fm, emb, scores)
+            if tl is not None and fm.tiers is not None:  # an article the tier model serves as a needle: Stage 2
+                to_stage2 |= fm.tiers.needle_mask(fm.tiers.probabilities(tl), fm.spec.hybrid.protected_tier,
+                                                  fm.spec.tier_model.policy)
             dims = fm.spec.dimension_names
             served = fm.calibration.stage1(scores)
             escalates = fm.escalates
@@ -313,10 +336,10 @@ class Pipeline:
                 ps = _by_dimension(dims, scores[j])
                 if to_stage2[j] and escalates:
                     out[i] = Stage2Request(art, fm.spec.name, fm.spec.version, ps, float(wa[j]), float(stat[j]),
-                                           received)
+                                           received, tier_logits=None if tl is None else [float(v) for v in tl[j]])
                 else:
                     out[i] = self._result(fm, art, "stage1", _by_dimension(dims, served[j]), received,
-                                          probe_scores=ps, reason="passed")
+                                          probe_scores=ps, reason="passed", tier_logits=None if tl is None else tl[j])
         return [x for x in out if x is not None]
 
     # -- step 3: student, calibration, postfilter -----------------------------------------------------
@@ -345,7 +368,7 @@ class Pipeline:
             for j, i in enumerate(idx):
                 r = requests[i]
                 out[i] = self._result(fm, r.article, stage, _by_dimension(dims, scores[j]), r.received_at,
-                                      probe_scores=r.probe_scores, reason="passed")
+                                      probe_scores=r.probe_scores, reason="passed", tier_logits=r.tier_logits)
         return [x for x in out if x is not None]
 
     # -- batch -----------------------------------------------------------------------------------------

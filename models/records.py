@@ -54,6 +54,7 @@ class Stage2Request:
     probe_weighted_average: float
     route_score: float  # the router's statistic (e.g. P(WA >= protected edge))
     received_at: float  # time.time() when the article entered the pipeline (for latency)
+    tier_logits: list[float] | None = None  # the tier model's Stage-1 logits (models.tiers), refined in Stage 2
 
 
 @dataclass
@@ -75,6 +76,9 @@ class Result:
     latency_ms: float = 0.0
     scored_at: str = ""
     title: str = ""
+    flags: list[str] = field(default_factory=list)  # quality flags, e.g. `short_content` (filters.prefilter)
+    tier_confidence: float | None = None  # the tier model's probability that `tier` is right (None: no tier model)
+    tier_source: str = "postfilter"  # `tier_model` (calibrated for tiers) or `postfilter` (from the served WA)
 
     @property
     def key(self) -> str:

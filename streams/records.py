@@ -269,6 +269,7 @@ def stage2_record(request: Stage2Request) -> bytes:
         "probe_weighted_average": request.probe_weighted_average,
         "route_score": request.route_score,
         "received_at": request.received_at,
+        "tier_logits": request.tier_logits,  # the tier model's Stage-1 logits (null without a tier model)
     })
 
 
@@ -283,6 +284,7 @@ def stage2_from_wire(data: bytes) -> Stage2Request:
             probe_weighted_average=float(value["probe_weighted_average"]),
             route_score=float(value["route_score"]),
             received_at=float(value["received_at"]),
+            tier_logits=None if value.get("tier_logits") is None else [float(v) for v in value["tier_logits"]],
         )
     except (KeyError, TypeError, ValueError, AttributeError) as err:
         raise WireError(f"malformed stage2_request record: {err!r}") from None

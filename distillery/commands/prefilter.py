@@ -78,8 +78,13 @@ def evaluate(
         spec = resolve_spec(filter_ref)
         prefilter = Prefilter.for_spec(spec, ignore_length=ignore_length)
         report["filter"] = spec.key
+        title_only = sum(1 for r in rows if not (r.get("text") or r.get("content")))
+        if title_only:  # e.g. the frozen must-block rows carry only a title: judge them on it, not as empty
+            report["title_only_rows"] = title_only
 
         def decide(row: dict[str, Any], i: int) -> Any:
+            if not (row.get("text") or row.get("content")):
+                return prefilter.check({**row, "content": row.get("title") or ""})
             return prefilter.check(row)
 
     triples = []

@@ -35,4 +35,7 @@ def build_reference(spec: FilterSpec, results: Sequence[Any], oracle: Mapping[st
     heldout = mae(served, oracle_wa) if served else None
     ref = summarise_results(results, dict(zip(dims, spec.weights, strict=True)), fingerprint, heldout)
     ref.rates.pop("prefilter_block", None)
+    served_tiers = [r.tier for r in results if r.stage != "prefilter"]
+    for tier in spec.tier_names:  # the served tier distribution (tier model or postfilter), for the monitor
+        ref.rates[f"tier_share:{tier}"] = served_tiers.count(tier) / len(served_tiers) if served_tiers else 0.0
     return ref

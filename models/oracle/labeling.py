@@ -107,6 +107,16 @@ def input_problem(row: Mapping[str, Any]) -> str | None:
     return None
 
 
+SHORT_PREFIX = "too_short_for_oracle_"
+
+
+def too_short_for_oracle(article: Mapping[str, Any], minimum: int | None) -> str | None:
+    """`too_short_for_oracle_<n>chars` when the cleaned content is under the labelling minimum, else None."""
+    if minimum and len(article_text(article)) < minimum:
+        return f"{SHORT_PREFIX}{minimum}chars"
+    return None
+
+
 def label_row(spec: FilterSpec, article: Mapping[str, Any], label: OracleLabel, oracle: str, prompt: Prompt) -> dict:
     """A label in the shared data row format, so training reads it directly; scores are the capped targets."""
     row: dict[str, Any] = {k: article.get(k) for k in ARTICLE_FIELDS}
@@ -155,6 +165,8 @@ class LabelingRun:
         self.max_words = max_words
         self.workers = max(1, workers)
         self.prefilter = prefilter  # filters.prefilter.Prefilter: blocked articles are not sent (and cost nothing)
+        # labelling minimum: on shorter content an LLM invents evidence, so it is skipped with a reason (not sent)
+        self.min_content_length = spec.oracle.min_content_length
 
     @property
     def oracle(self) -> str:
@@ -191,6 +203,14 @@ class LabelingRun:
                     continue
                 seen.add(ident)
                 article = clean(raw)
+                short = too_short_for_oracle(article, self.min_content_length)
+                if short is not None:
+                    blocked[short] += 1
+                    self._write(err_fh, {"timestamp": utc_now(), "article_id": ident, "kind": "skipped_short",
+                                         "error": f"{len(article_text(article))} characters of content, under the "
+                                                  f"labelling minimum {self.min_content_length} "
+                                                  f"(oracle.min_content_length of {self.spec.key})"})
+                    continue
                 if self.prefilter is not None:
                     decision = self.prefilter.check({**article, "content": article_text(article)})
                     if not decision.passed:
@@ -295,7 +315,8 @@ class LabelingRun:
             "skipped_already_done": skipped_done,
             "skipped_invalid": invalid,
             "skipped_duplicate_ids": duplicates,
-            "skipped_prefilter": sum(blocked.values()),
+            "skipped_short": sum(v for k, v in blocked.items() if k.startswith(SHORT_PREFIX)),
+            "skipped_prefilter": sum(v for k, v in blocked.items() if not k.startswith(SHORT_PREFIX)),
             "prefilter_reasons": dict(blocked.most_common()),
             "attempted": t.attempted,
             "succeeded": t.succeeded,
@@ -328,7 +349,8 @@ def format_summary(summary: Mapping[str, Any]) -> str:
         f"oracle {summary['provider']}:{summary['model']} on {summary['filter']} (prompt {summary['prompt_hash']})",
         f"  attempted {summary['attempted']}  succeeded {summary['succeeded']}  failed {summary['failed']}  "
         f"cache hits {summary['cache_hits']}  already done {summary['skipped_already_done']}  "
-        f"invalid input {summary['skipped_invalid']}  prefilter blocked {summary.get('skipped_prefilter', 0)}",
+        f"invalid input {summary['skipped_invalid']}  too short {summary.get('skipped_short', 0)}  "
+        f"prefilter blocked {summary.get('skipped_prefilter', 0)}",
         f"  http attempts {summary['http_attempts']}  retries {summary['retries']}  "
         f"errors {summary['errors_by_kind'] or '{}'}",
         f"  tokens in {summary['input_tokens']}  out {summary['output_tokens']}  cost {price_note}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from sklearn.model_selection import train_test_split
@@ -76,3 +77,20 @@ def split_dataset(data: Dataset, weights: list[float], seed: int = 42,
     for i, k in enumerate(keys):
         groups[part[k]].append(i)
     return Split(*(np.asarray(groups[k], dtype=int) for k in ("train", "val", "test")))
+
+
+def training_part(data: Dataset, spec: Any, part: str) -> Dataset:
+    """The `train`/`val`/`test` part of `data` as the spec's trained artifacts split it (same file, same seed).
+
+    Refuses another file than the one the artifacts were trained on: its split would not be the held-out one."""
+    from models.artifacts import read_manifest
+    from models.training.data import DataError
+
+    if part not in ("train", "val", "test"):
+        raise DataError(f"unknown split part {part!r}; use all, train, val or test")
+    recorded = (read_manifest(spec.artifacts_dir).get("training_data") or {})
+    if recorded.get("sha256") != data.data_hash:
+        raise DataError(f"{data.source} is not the file {spec.key} was trained on ({recorded.get('path')}, sha256 "
+                        f"{str(recorded.get('sha256'))[:12]}…), so it has no {part} split; use --split all")
+    split = split_dataset(data, spec.weights, seed=int(recorded.get("split_seed", 42)))
+    return data.subset(getattr(split, part))

@@ -2,4 +2,4 @@
 
 from __future__ import annotations
 
-STEPS = ("split", "embed", "probe", "router", "student", "calibrate", "curve", "evaluate")
+STEPS = ("split", "embed", "probe", "router", "student", "calibrate", "tiers", "curve", "evaluate")

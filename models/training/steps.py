@@ -14,7 +14,7 @@ from sklearn.model_selection import KFold
 from tqdm.auto import tqdm
 
 from filters.spec import FilterSpec
-from models.artifacts import MANIFEST, manifest_digest, sha256_file, write_manifest
+from models.artifacts import MANIFEST, ArtifactError, manifest_digest, sha256_file, write_manifest
 from models.calibration import Calibration, fit_snap, label_grid, select_calibration
 from models.embedding import Encoder
 from models.evaluation.curve import write_curve
@@ -55,6 +55,7 @@ class TrainOptions:
     train_student: bool = True  # False: keep an existing artifacts/student/ (or none)
     student_overrides: dict[str, Any] = field(default_factory=dict)  # e.g. {"epochs": 1} on top of the config
     n_boot: int = 1000
+    tier_c: float = 0.01  # L2 strength of the tier model's heads (models/training/tiers.py)
 
 
 class TrainRun:
@@ -265,6 +266,16 @@ class TrainRun:
         return self._record("calibrate", {"applied": cal.applied, "blend": cal.blend, "snap": cal.snap,
                                           "probe_snap": cal.probe_snap, **cal.stats})
 
+    def step_tiers(self) -> dict[str, Any]:
+        """The tier model (models/tiers.py): P(WA ≥ edge) heads on out-of-fold features, Stage-2 refinement and
+        policy cutoffs chosen on OOF train + val; writes tiers.json/.safetensors and the needle PR curve."""
+        from models.training.tiers import fit_tier_model, write_pr_curve
+
+        model, curve = fit_tier_model(self, c=self.options.tier_c)
+        model.save(self.out_dir)
+        write_pr_curve(self.out_dir, curve)
+        return self._record("tiers", model.metrics)
+
     def step_curve(self) -> dict[str, Any]:
         """Sweep every router on the test split; speed-up modelled from measured per-article Stage-1/2 costs."""
         s, x = self.split, self.embeddings
@@ -299,12 +310,15 @@ class TrainRun:
         mean = np.broadcast_to(self.data.labels[self.split.train].mean(0), y_te.shape)
         report["mean_predictor"] = {"mae": mae(mean, y_te), "wa_mae": wa_mae(mean, y_te, self.spec.weights),
                                     "note": "train-split mean of every dimension, scored on the test split"}
+        report["system"] = self._system_report(test)
         (out or self.out_dir / "test_report.json").write_text(json.dumps(report, indent=2) + "\n")
         summary = {k: {m: report[k][m] for m in ("mae", "wa_mae", "tier_accuracy", "spearman_wa")}
                    for k in ("probe", "student", "hybrid") if report.get(k)}
         summary["hybrid_routing"] = {k: report["hybrid"].get(k) for k in ("fn_rate", "stage2_share",
                                                                            "speedup_measured")}
         summary["calibration"] = report["calibration"]
+        summary["system"] = {k: report["system"][k] for k in ("system_wa_mae", "served_tiers", "misses")}
+        summary["system"]["needles"] = {k: report["system"]["needles"][k] for k in ("precision", "recall", "f1")}
         summary["mean_predictor"] = report["mean_predictor"]
         oracle = {str(a["id"]): row for a, row in zip(test.articles, test.labels, strict=True)}
         # the reference summary goes into the manifest first; the reference itself is written last, stamped with
@@ -316,6 +330,24 @@ class TrainRun:
         ref.fingerprint = manifest_digest(self.out_dir)
         ref.save(self.out_dir / REFERENCE)
         return metrics
+
+    def _system_report(self, test: Any) -> dict[str, Any]:
+        """The test split through the served path with every gate on (commerce gate when its head matches this
+        encoder, filter prefilter, router, Stage 2, tier model): models.evaluation.system; confusion PNG beside."""
+        from models.evaluation.system import evaluate_system, plot_confusion
+        from models.pipeline import FilterModels, Pipeline, _commerce_gate
+
+        fm = FilterModels.load(self.spec, self.encoder, directory=self.out_dir)
+        try:
+            gate = _commerce_gate(self.encoder)
+        except ArtifactError as err:  # a commerce head trained on another encoder: evaluate without the gate
+            log.warning("system evaluation without the commerce gate: %s", err)
+            gate = None
+        report = evaluate_system(Pipeline(self.encoder, {self.spec.name: fm}, gate), self.spec.name, test,
+                                 n_boot=self.options.n_boot)
+        report["split"] = "test"
+        plot_confusion(report, self.out_dir / "system_confusion.png")
+        return report
 
     def run(self, steps: tuple[str, ...] = STEPS) -> dict[str, Any]:
         for step in steps:

@@ -186,3 +186,50 @@ def test_for_spec_uses_the_spec_rules_and_key(tiny_spec_data, tmp_path, article)
     ok = parse_spec({**tiny_spec_data, "prefilter": {"min_content_length": 10}}, tmp_path / "f.yaml")
     assert Prefilter.for_spec(ok).check(article()).passed
     assert Prefilter.for_spec(ok)(article(body="x", pad=False)).reason == "content_too_short_10chars"
+
+
+def test_short_content_is_flagged_not_blocked_by_default(article):
+    rules = PrefilterRules()  # defaults: no serving length block, flag under 300 characters
+    assert rules.min_content_length is None and rules.short_content_chars == 300
+    short = article(body="Solar farm opens in Drenthe.", pad=False)
+    pf = Prefilter(rules)
+    assert pf.check(short) == Decision(True, "passed")
+    assert pf.flags(short) == ["short_content"]
+    assert pf.flags(article(body="x" * 300, pad=False)) == []
+    assert Prefilter(rules.model_copy(update={"short_content_chars": None})).flags(short) == []
+
+
+def test_short_content_flag_counts_cleaned_text(article):
+    pf = Prefilter(PrefilterRules(short_content_chars=20))
+    assert pf.flags(article(body="<p>" + "&nbsp;" * 50 + "tiny</p>", pad=False)) == ["short_content"]
+    assert pf.flags({"title": "t", "text": "y" * 25}) == []
+
+
+def _topic_rules(**category: object) -> PrefilterRules:
+    return PrefilterRules.model_validate({
+        "exclusions": [{"category": "ml", "patterns": [r"\bLLMs?\b"], **category}],
+        "required_topics": [{"reason": "off_topic", "keywords": [r"\bsolar\b"],
+                             "secondary_keywords": [r"\befficien\w*", r"\bcosts?\b", r"\bgrid\b"],
+                             "secondary_min_matches": 2}],
+    })
+
+
+def test_title_scoped_category_ignores_a_passing_mention_in_the_body():
+    body = "A solar cooperative cut its costs; an LLM summarised the minutes."
+    text_scope, title_scope = Prefilter(_topic_rules()), Prefilter(_topic_rules(scope="title"))
+    assert text_scope.check({"title": "Village solar plant", "content": body}) == Decision(False, "ml")
+    assert title_scope.check({"title": "Village solar plant", "content": body}) == Decision(True, "passed")
+    assert title_scope.check({"title": "LLM serving at scale", "content": body}) == Decision(False, "ml")
+
+
+def test_title_scoped_category_exceptions_still_read_the_body():
+    pf = Prefilter(_topic_rules(scope="title", exceptions=[r"\bgrid\b"]))
+    assert pf.check({"title": "An LLM for operators", "content": "It balances the grid with solar."}).passed
+
+
+def test_secondary_keywords_count_only_together():
+    pf = Prefilter(_topic_rules())
+    assert pf.check({"title": "Plant", "content": "A new solar array."}).passed
+    assert pf.check({"title": "Plant", "content": "Efficiency rose while costs fell."}).passed  # two signals
+    assert pf.check({"title": "Plant", "content": "Efficiency rose sharply."}) == Decision(False, "off_topic")
+    assert pf.check({"title": "Plant", "content": "Efficient, more efficient."}) == Decision(False, "off_topic")

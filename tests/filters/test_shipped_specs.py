@@ -192,10 +192,14 @@ def test_preprocessing_windows():
         assert (pre.head_tokens, pre.tail_tokens) == (256, 256)
 
 
-def test_length_check_only_where_the_anchor_has_one():
-    assert resolve_spec("cultural_discovery/v5").prefilter.min_content_length is None
-    assert resolve_spec("nature_recovery/v2").prefilter.min_content_length is None
-    assert resolve_spec("sustainability/v1").prefilter.min_content_length == 300
+def test_length_rule_is_the_oracles_not_servings():
+    """Every shipped spec serves short articles (flagged) and keeps the 300-character minimum for labelling."""
+    from filters.spec import load_spec, spec_paths
+
+    for spec in map(load_spec, spec_paths()):
+        assert spec.prefilter.min_content_length is None, spec.key
+        assert spec.prefilter.short_content_chars == 300, spec.key
+        assert spec.oracle.min_content_length == 300, spec.key
 
 
 # -- the prefilter sections compile and behave on small self-written articles -----------------------------------
@@ -237,7 +241,10 @@ PREFILTER_CASES = [
     ("cultural_discovery/v5", article("Top 10 hidden gems", "Book now for the best hidden gems of the coast."),
      "tourism_fluff"),
     ("investment_risk/v6", article("Rates", "The Federal Reserve signalled higher interest rates.", source="blog_x"),
-     "passed"),
+     "investment_keyword:federal reserve"),
+    # an investment keyword passes before the blocked sources are checked (anchor order)
+    ("investment_risk/v6", article("Telescope", "The Fed cut rates; inflation hit NASA.", source="nasa_news"),
+     "investment_keyword:the fed"),
     ("investment_risk/v6", article("Hype", "This coin is going to the moon, don't miss it.", source="blog_x"),
      "fomo_speculation"),
     ("investment_risk/v6", article("Telescope", "A new telescope image.", source="nasa_news"), "blocked_source:nasa"),
@@ -255,10 +262,12 @@ def test_prefilter_decisions_on_small_articles(key, doc, reason):
     assert Prefilter.for_spec(resolve_spec(key)).check(doc).reason == reason
 
 
-def test_short_text_blocked_where_a_minimum_exists():
+def test_short_text_is_served_and_flagged():
     short = {"title": "Solar", "content": "A solar plant opened.", "url": "https://x.org"}
-    assert Prefilter.for_spec(resolve_spec("sustainability/v1")).check(short).reason == "content_too_short_300chars"
-    assert Prefilter.for_spec(resolve_spec("cultural_discovery/v5")).check(short).passed
+    for key in ("sustainability/v1", "cultural_discovery/v5"):
+        pf = Prefilter.for_spec(resolve_spec(key))
+        assert pf.check(short).passed
+        assert pf.flags(short) == ["short_content"]
 
 
 @pytest.mark.parametrize("path", NON_DRAFT, ids=NON_DRAFT_IDS)
@@ -278,3 +287,33 @@ def test_prompt_mentions_no_dimension_of_another_filter(path: Path):
     text = spec.prompt_path.read_text(encoding="utf-8")
     foreign = {d for d in ALL_DIMENSIONS - set(spec.dimension_names) if re.search(rf"\b{d}\b", text)}
     assert not foreign, f"{spec.key} prompt names dimensions it does not score: {sorted(foreign)}"
+
+
+@pytest.mark.parametrize(("title", "body", "reason"), [
+    ("Offshore wind farm starts feeding the grid", "The 400 MW project supplies homes.", "passed"),
+    ("New LLM tops a reasoning benchmark", "The model answers questions better than before.",
+     "excluded_ai_ml_infrastructure"),
+    ("An LLM helps grid operators", "Operators balance energy demand with forecasts.", "passed"),
+    ("Compiler speeds up kernels", "Efficiency and latency improve on GPUs in the data centre.", "passed"),
+    ("Compiler speeds up kernels", "Efficiency improves in the new release.", "not_sustainability_topic"),
+    ("Black Friday: 30% off air fryers", "Deals on kitchen gadgets all week.", "excluded_product_deals"),
+    ("Village choir wins a prize", "Black Friday crowds heard the singers; the hall runs on solar.", "passed"),
+    ("Les bornes de recharge arrivent", "Le réseau installe des bornes pour voitures.", "passed"),
+])
+def test_sustainability_technology_prefilter(title, body, reason):
+    """Exclusions read the title (what the article is about); topic keywords read title + body, where two weaker
+    technology-performance signals count as one sustainability keyword (tuned on the shared frozen half)."""
+    pf = Prefilter.for_spec(resolve_spec("sustainability_technology/v3"))
+    assert pf.check({"title": title, "content": body, "url": "https://example.org/a"}).reason == reason
+
+
+def test_title_only_rules_of_the_anchor():
+    """investment_risk's clickbait check and belonging's uppercase RIP rule read the title only (anchor)."""
+    ir = Prefilter.for_spec(resolve_spec("investment_risk/v6"))
+    body = "A long post about a small company and its shares; readers called the rally shocking. " * 4
+    assert ir.check({"title": "Shocking rally: this one stock", "content": body}).reason == "clickbait"
+    assert ir.check({"title": "A small company and its shares", "content": body}).passed
+    bel = Prefilter.for_spec(resolve_spec("belonging/v1"))
+    text = "Neighbours gathered in the village hall to share stories and food with families. " * 4
+    assert bel.check({"title": "RIP Jan, the baker", "content": text}).reason.endswith("obituary_funeral")
+    assert bel.check({"title": "Village bakery reopens", "content": text + " RIP to the old oven."}).passed

@@ -51,7 +51,10 @@ def test_reference_content_matches_the_test_split(evaluated):
     n_test = len(run.split.test)
     assert len(ref.weighted_average) == n_test == report["n"]
     # no student in the fixture: everything is served from Stage 1, so no Stage-2 scores or residuals
-    assert ref.rates == {"escalation": 0.0} and ref.scores == {} and ref.residual_mean is None
+    assert ref.rates["escalation"] == 0.0 and ref.scores == {} and ref.residual_mean is None
+    # the served tier distribution is kept for the monitor (shares over the scored test articles)
+    shares = {k.removeprefix("tier_share:"): v for k, v in ref.rates.items() if k.startswith("tier_share:")}
+    assert list(shares) == spec.tier_names and sum(shares.values()) == pytest.approx(1.0)
     dims = spec.dimension_names
     labels = run.data.labels[run.split.test]
     oracle_wa = np.array([postfilter(spec, dict(zip(dims, row, strict=True))).weighted_average for row in labels])
@@ -99,7 +102,8 @@ def test_build_reference_residuals_rates_and_heldout(trained):
     assert ref.weighted_average == [6.0, 4.0, 1.0]
     assert ref.scores == {"impact": [6.0, 4.0], "evidence": [6.0, 4.0], "reach": [6.0, 4.0]}
     assert ref.residual_mean == pytest.approx(0.5) and ref.residual_std == pytest.approx(np.std([1.0, 0.0], ddof=1))
-    assert ref.rates == {"escalation": pytest.approx(2 / 3)}
+    assert ref.rates == {"escalation": pytest.approx(2 / 3), "tier_share:high": 0.0, "tier_share:medium": 0.0,
+                         "tier_share:low": 1.0}
     assert ref.heldout_mae == pytest.approx((1.0 + 1.0 + 0.0) / 3)
     assert ref.fingerprint == "f" * 12
     with pytest.raises(ValueError, match="no oracle scores for 1 results"):

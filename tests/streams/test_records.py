@@ -29,6 +29,9 @@ def test_stage2_request_round_trip_and_key():
     back = records.stage2_from_wire(records.stage2_record(request))
     assert back == Stage2Request({"id": "x2", "title": "T"}, "alpha", 3, {"impact": 4.5}, 4.5, 0.8, 99.0)
     assert records.stage2_key(request) == b"x2:alpha:3"
+    tiered = Stage2Request({"id": "x2"}, "alpha", 3, {"impact": 4.5}, 4.5, 0.8, 99.0,
+                           tier_logits=[np.float64(-1.5), 2.0])
+    assert records.stage2_from_wire(records.stage2_record(tiered)).tier_logits == [-1.5, 2.0]  # the stream's Stage 2
 
 
 def test_result_round_trip_and_idempotent_key():

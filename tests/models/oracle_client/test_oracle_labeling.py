@@ -161,11 +161,30 @@ async def test_unknown_price_is_reported_not_guessed(oracle_spec, fake_oracle, m
 
 async def test_prefilter_blocked_articles_are_not_sent(oracle_spec, fake_oracle, monkeypatch, tmp_path, make_articles):
     from filters.prefilter import Prefilter
+    from filters.spec import PrefilterRules
 
     articles = make_articles(3)
-    articles[1]["text"] = "Too short for the 300-character minimum."
-    run = _run(oracle_spec, fake_oracle, monkeypatch, tmp_path, prefilter=Prefilter.for_spec(oracle_spec))
+    articles[1]["url"] = "https://blocked.example/news/1"
+    rules = PrefilterRules(domain_exclusions={"blocked": ["blocked.example"]})
+    run = _run(oracle_spec, fake_oracle, monkeypatch, tmp_path, prefilter=Prefilter(rules))
     summary = await run.run(articles, tmp_path / "l.jsonl", progress=False)
-    assert summary["succeeded"] == 2 and summary["skipped_prefilter"] == 1
-    assert summary["prefilter_reasons"] == {"content_too_short_300chars": 1}
+    assert summary["succeeded"] == 2 and summary["skipped_prefilter"] == 1 and summary["skipped_short"] == 0
+    assert summary["prefilter_reasons"] == {"excluded_domain_blocked": 1}
     assert fake_oracle.count("Marker1 ") == 0 and len(fake_oracle.requests) == 2
+
+
+async def test_short_articles_are_not_sent_to_the_oracle(oracle_spec, fake_oracle, monkeypatch, tmp_path,
+                                                         make_articles):
+    """The length rule lives in labelling: content under oracle.min_content_length (300) is skipped with a reason."""
+    articles = make_articles(3)
+    articles[1]["text"] = "A two-line RSS snippet about a heat pump subsidy."
+    out = tmp_path / "labels.jsonl"
+    summary = await _run(oracle_spec, fake_oracle, monkeypatch, tmp_path).run(articles, out, progress=False)
+    assert summary["attempted"] == 2 and summary["succeeded"] == 2
+    assert summary["skipped_short"] == 1 and summary["skipped_prefilter"] == 0
+    assert summary["prefilter_reasons"] == {"too_short_for_oracle_300chars": 1}
+    assert sorted(r["id"] for r in _lines(out)) == ["art-0", "art-2"]
+    errors = _lines(RunPaths(out).errors)
+    assert [(e["article_id"], e["kind"]) for e in errors] == [("art-1", "skipped_short")]
+    assert "under the labelling minimum 300 (oracle.min_content_length of tiny/v1)" in errors[0]["error"]
+    assert "too short 1" in format_summary(summary)

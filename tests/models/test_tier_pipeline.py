@@ -1,0 +1,148 @@
+"""The tier model fitted by `train-step tiers` on the tiny filter and served through the pipeline; result flags."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+from model_helpers import GOOD, FakeStudent
+
+from models.pipeline import FilterModels, Pipeline
+from models.records import Prepared, Result, Stage2Request
+from models.tiers import TIERS_JSON, TierModel
+from models.training.steps import TrainRun
+from models.training.tiers import PR_JSON, PR_PNG
+
+
+def article(i: int, good: int, filler: int = 3) -> dict:
+    words = GOOD[:good] + ["market", "city", "people", "report"] * filler
+    return {"id": f"t{i}", "title": f"Title {i}", "content": " ".join(words * 2), "url": f"https://news.example/{i}"}
+
+
+@pytest.fixture(scope="module")
+def tiered(trained, fake_encoder, tmp_path_factory):
+    """A copy of the tiny trained filter plus its tier model (the session fixture's artifacts stay untouched)."""
+    spec, data, run = trained
+    root = tmp_path_factory.mktemp("tiered")
+    out, work = root / "artifacts", root / "work"
+    shutil.copytree(run.out_dir, out)
+    shutil.copytree(run.workdir, work)
+    tier_run = TrainRun(spec, data, out, encoder=fake_encoder, options=run.options, workdir=work)
+    metrics = tier_run.step_tiers()
+    return spec, out, metrics
+
+
+def test_step_writes_the_model_curve_and_manifest_entries(tiered):
+    spec, out, metrics = tiered
+    import json
+
+    for name in (TIERS_JSON, "tiers.safetensors", PR_JSON, PR_PNG):
+        assert (out / name).is_file(), name
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert {TIERS_JSON, "tiers.safetensors", PR_JSON, PR_PNG} <= set(manifest["files"])
+    assert manifest["metrics"]["tiers"]["policy"] == spec.tier_model.policy
+    model = TierModel.load(out, spec.tier_names)
+    assert model is not None and model.edges == [7.0, 4.0]
+    assert set(model.operating_points) == {"recall", "balanced", "precision"}
+    assert metrics["selection"]["split"] == "val"
+    curve = json.loads((out / PR_JSON).read_text())
+    assert curve["edge"] == spec.protected_threshold and len(curve["val"]) == 101
+
+
+def test_served_tier_comes_from_the_tier_model(tiered, fake_encoder):
+    spec, out, _ = tiered
+    fm = FilterModels.load(spec, fake_encoder, directory=out)
+    assert fm.tiers is not None
+    pipe = Pipeline(fake_encoder, {spec.name: fm}, None)
+    prepared = [p for p in pipe.prepare([article(1, 0), article(2, len(GOOD)), article(3, 4)])
+                if isinstance(p, Prepared)]
+    results = [r for r in pipe.route(prepared, spec.name) if isinstance(r, Result)]
+    assert len(results) == 3
+    emb = np.stack([p.embedding for p in prepared])
+    scores, _ = pipe.probe_scores(spec.name, emb, [p.article for p in prepared])
+    expected = fm.tiers.decide(fm.tiers.probabilities(pipe._tier_logits(fm, emb, scores)), spec.tier_model.policy,
+                               np.array([r.weighted_average for r in results]))
+    for r, (tier, confidence) in zip(results, expected, strict=True):
+        assert r.tier_source == "tier_model"
+        assert r.tier == tier and r.tier_confidence == pytest.approx(confidence)
+        assert 0.0 <= r.tier_confidence <= 1.0
+    assert results[0].tier == spec.tier_names[-1]  # no good words: the lowest tier
+    assert results[1].tier != spec.tier_names[-1]  # every good word: a needle
+
+
+def test_stage2_refines_with_the_tier_logits_carried_by_the_request(tiered, fake_encoder):
+    spec, out, _ = tiered
+    fm = FilterModels.load(spec, fake_encoder, directory=out)
+    fm.student = FakeStudent(spec.dimension_names, offset=0.3)
+    pipe = Pipeline(fake_encoder, {spec.name: fm}, None)
+    prepared = [p for p in pipe.prepare([article(4, len(GOOD))]) if isinstance(p, Prepared)]
+    routed = pipe.route(prepared, spec.name)
+    assert isinstance(routed[0], Stage2Request)
+    assert routed[0].tier_logits is not None and len(routed[0].tier_logits) == len(fm.tiers.edges)
+    result = pipe.stage2(routed)[0]
+    raw_wa = sum(result.scores[d.name] * d.weight for d in spec.dimensions)
+    tier, confidence = fm.tiers.serve(routed[0].tier_logits, raw_wa, result.weighted_average,
+                                      spec.tier_model.policy)
+    assert (result.stage, result.tier_source, result.tier) == ("stage2", "tier_model", tier)
+    assert result.tier_confidence == pytest.approx(confidence)
+
+
+def test_without_a_tier_model_the_postfilter_tier_is_served(pipeline_without_tiers):
+    pipe, spec = pipeline_without_tiers
+    prepared = [p for p in pipe.prepare([article(5, 2)]) if isinstance(p, Prepared)]
+    result = pipe.route(prepared, spec.name)[0]
+    assert (result.tier_source, result.tier_confidence) == ("postfilter", None)
+
+
+def test_short_content_is_scored_and_flagged(pipeline_without_tiers):
+    pipe, spec = pipeline_without_tiers
+    short, long = article(6, 2, filler=1), article(7, 2, filler=40)
+    assert len(short["content"]) < 300 <= len(long["content"])
+    prepared = [p for p in pipe.prepare([short, long]) if isinstance(p, Prepared)]
+    out = pipe.route(prepared, spec.name)
+    assert [(r.stage, r.flags) for r in out] == [("stage1", ["short_content"]), ("stage1", [])]
+    assert out[0].as_dict()["flags"] == ["short_content"]
+
+
+@pytest.fixture
+def pipeline_without_tiers(trained, fake_encoder):
+    spec, _, run = trained
+    fm = FilterModels.load(spec, fake_encoder, directory=run.out_dir)
+    assert fm.tiers is None
+    return Pipeline(fake_encoder, {spec.name: fm}, None), spec
+
+
+def test_training_part_is_the_artifacts_split_and_refuses_another_file(trained, tmp_path):
+    from models.training.data import DataError, load_dataset
+    from models.training.split import training_part
+
+    spec, data, run = trained
+    test = training_part(load_dataset(data, spec), spec, "test")
+    assert test.ids == [run.data.ids[i] for i in run.split.test]
+    other = tmp_path / "other.jsonl"
+    other.write_text(data.read_text().splitlines()[0] + "\n")
+    with pytest.raises(DataError, match="is not the file tinyfilter/v1 was trained on .* use --split all"):
+        training_part(load_dataset(other, spec), spec, "test")
+    with pytest.raises(DataError, match="unknown split part 'holdout'"):
+        training_part(load_dataset(data, spec), spec, "holdout")
+
+
+def test_system_report_counts_blocked_articles_at_their_served_score(trained, fake_encoder):
+    """evaluate_system over the tiny split: every article accounted for, misses by fate, per-language groups."""
+    from models.evaluation.system import evaluate_system, to_markdown
+
+    spec, _, run = trained
+    fm = FilterModels.load(spec, fake_encoder, directory=run.out_dir)
+    test = run.data.subset(run.split.test)
+    test.articles[0] = {**test.articles[0], "url": "https://blocked.example/x"}  # the tiny prefilter blocks it
+    report = evaluate_system(Pipeline(fake_encoder, {spec.name: fm}, None), spec.name, test, n_boot=20)
+    assert report["n"] == len(test) and sum(report["fates"].values()) == len(test)
+    assert report["fates"]["prefilter:excluded_domain_blocked"] == 1
+    assert sum(report["served_tiers"].values()) == len(test)
+    assert report["needle_tiers"] == ["high", "medium"] and report["needles"]["support"] == sum(
+        report["oracle_tiers"][t] for t in ("high", "medium"))
+    assert sum(report["misses"].values()) == report["needles"]["fn"]
+    assert set(report["needles"]["ci95"]) == {"precision", "recall", "f1", "wa_mae"}
+    assert report["by_language"]["unknown"]["n"] == len(test)
+    assert "System WA MAE" in to_markdown(report)
