@@ -11,7 +11,6 @@ from distillery.commands.train import DATA_HELP, FILTER_HELP
 from filters.spec import resolve_spec
 from models.evaluation.curve import CURVE_PNG
 from models.training.data import load_dataset
-from models.training.split import training_part
 
 
 def evaluate(
@@ -32,6 +31,8 @@ def evaluate(
     spec = resolve_spec(filter_ref)  # errors (SpecError, DataError, ArtifactError, PipelineError): one line, exit 2
     dataset = load_dataset(data, spec)
     if split != "all":
+        from models.training.split import training_part  # lazy: scikit-learn, which `--help` should not load
+
         dataset = training_part(dataset, spec, split)
     model_runtime()
     from models.evaluation.report import evaluate as run_evaluation  # lazy: torch (through models.pipeline)
