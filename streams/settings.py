@@ -47,6 +47,7 @@ ENV_PREFIXES = {
     "shutdown_timeout": "DISTILLERY_SHUTDOWN_TIMEOUT",
     "health_port": "DISTILLERY_HEALTH_PORT",
     "retention_ms": "DISTILLERY_RETENTION_MS",
+    "pipeline_factory": "DISTILLERY_PIPELINE_FACTORY",
 }
 # nested groups: field `faust.session_timeout` <- DISTILLERY_FAUST_SESSION_TIMEOUT, and so on
 GROUP_PREFIXES = {
@@ -196,6 +197,7 @@ class Settings(BaseModel):
     max_article_bytes: int = Field(default=512 * 1024, ge=1024)  # larger input messages go to the DLQ (too_large)
     max_json_depth: int = Field(default=32, ge=2, le=200)  # deeper input JSON -> DLQ (too_deep); orjson writes < 255
     max_record_bytes: int = Field(default=1_000_000, ge=10_000)  # the producer's limit; larger outputs are DLQ'd
+    pipeline_factory: str = ""  # "module:callable" replacing models.pipeline.Pipeline.load (tests)
     faust: FaustTuning = Field(default_factory=FaustTuning)
     threads: ThreadSettings = Field(default_factory=ThreadSettings)
     monitor: MonitorSettings = Field(default_factory=MonitorSettings)
@@ -216,7 +218,7 @@ class Settings(BaseModel):
             names = set(getattr(model, "model_fields", {}))
             found = {k[len(prefix):].lower(): v for k, v in env.items() if k.startswith(prefix) and v != ""}
             if group == "monitor":  # every other DISTILLERY_MONITOR_<FIELD> is a detector override
-                nested: dict[str, Any] = {k: v for k, v in found.items() if k in names}
+                nested: dict[str, Any] = {k: v for k, v in found.items() if k in names and k != "xdg_state_home"}
                 detector = {k: v for k, v in found.items() if k not in names}
                 if detector:
                     nested["detector"] = detector
