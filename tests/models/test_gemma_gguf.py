@@ -75,7 +75,8 @@ def gemma_folder():  # type: ignore[no-untyped-def]
     ("The city council approved the plan.", ["The", "▁city", "▁council", "▁approved", "▁the", "▁plan", "."]),
     ("De gemeenteraad keurde het plan goed.",
      ["De", "▁geme", "ent", "era", "ad", "▁ke", "urde", "▁het", "▁plan", "▁goed", "."]),
-    ("Der Stadtrat hat den Plan genehmigt.", ["Der", "▁Stad", "trat", "▁hat", "▁den", "▁Plan", "▁gene", "hm", "igt", "."]),
+    ("Der Stadtrat hat den Plan genehmigt.",
+     ["Der", "▁Stad", "trat", "▁hat", "▁den", "▁Plan", "▁gene", "hm", "igt", "."]),
     ("El ayuntamiento aprobó el plan.", ["El", "▁ay", "untamiento", "▁aprob", "ó", "▁el", "▁plan", "."]),
     ("  two  spaces\n\nnewline", ["▁", "▁two", "▁", "▁spaces", "\n\n", "newline"]),
 ])
