@@ -24,6 +24,7 @@ from models.embedding import Encoder
 from models.probe import Probe
 from models.records import Prepared, Rejection, Result, Stage2Request
 from models.router import Router, route_statistic
+from models.student_select import student_dir
 
 log = logging.getLogger(__name__)
 
@@ -79,10 +80,12 @@ class FilterModels:
         router = Router.load(directory)
         calibration = Calibration.load(directory, spec.dimension_names)
         student = None
-        if with_student and (directory / STUDENT_DIR / "student.json").is_file():
+        chosen = student_dir(directory, device) if with_student else None  # Gemma on CUDA, MiniLM on CPU
+        if chosen is not None:
             from models.student import Student
 
-            student = Student.load(directory / STUDENT_DIR, device=device)
+            student = Student.load(chosen[1], device=device)
+            student.name = chosen[0]
             recorded = (manifest.get("student") or {}).get("recipe")
             if recorded is not None and recorded != student.fingerprint().get("recipe"):
                 raise ArtifactError(
@@ -302,6 +305,7 @@ class Pipeline:
                 r = requests[i]
                 out[i] = self._result(fm, r.article, stage, _by_dimension(dims, scores[j]), probe_scores=r.probe_scores,
                                       reason="passed")
+                out[i].student = getattr(fm.student, "name", "") if stage == "stage2" else ""  # type: ignore[union-attr]
         return [x for x in out if x is not None]
 
     # -- batch -----------------------------------------------------------------------------------------

@@ -62,6 +62,7 @@ class Result:
     latency_ms: float = 0.0
     scored_at: str = ""
     title: str = ""
+    student: str = ""  # which Stage-2 student scored it ("minilm", "gemma"); "" for probe scores
 
     @property
     def key(self) -> str:
