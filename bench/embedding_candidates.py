@@ -145,6 +145,18 @@ def cmd_compare(args: argparse.Namespace) -> None:
                   f"{row['scored/en']['mae']:.3f} nl {row['scored/nl']['mae']:.3f} "
                   f"(nl/en {row['scored/nl_over_en']:.2f}); WA {row['all/all']['wa_mae']:.3f}; with language shift "
                   f"en {row['language_shift']['all/en']['mae']:.3f} nl {row['language_shift']['all/nl']['mae']:.3f}")
+    shipped = ROOT / "filters" / spec.name / f"v{spec.version}" / "artifacts"
+    minilm_cache = cache_path("minilm", args.data, args.train_rows)
+    if args.shipped and (shipped / "probe.json").is_file() and minilm_cache.exists():
+        from models.probe import Probe
+
+        c = np.load(minilm_cache)
+        pos = {int(i): k for k, i in enumerate(c["idx"])}
+        test_arts = [data.articles[i] for i in parts["test"]]
+        pred = np.clip(Probe.load(shipped).predict(c["vecs"][[pos[int(i)] for i in parts["test"]]], test_arts), 0, 10)
+        langs = np.asarray([a.get("language", "") for a in test_arts])
+        quality["minilm/shipped_probe"] = per_language(pred, data.labels[parts["test"]], w, langs)
+        print(f"shipped MiniLM probe (full train): {json.dumps(quality['minilm/shipped_probe'])}")
     mean_pred = np.tile(data.labels[parts["train"]].mean(0), (len(parts["test"]), 1))
     test_langs = np.asarray([data.articles[i].get("language", "") for i in parts["test"]])
     quality["train_mean"] = per_language(mean_pred, data.labels[parts["test"]], w, test_langs)
@@ -223,6 +235,7 @@ def main() -> None:
         else:
             p.add_argument("--candidates", default="minilm,use-multilingual-v3,multilingual-e5-small-q4")
             p.add_argument("--ablate", action="store_true", help="also train without the source/language columns")
+            p.add_argument("--shipped", action="store_true", help="also score the shipped probe on the MiniLM vectors")
     p = sub.add_parser("speed")
     p.add_argument("--input", default="/work/shared/data/unlabelled_articles.jsonl")
     p.add_argument("--limit", type=int, default=200)
