@@ -34,6 +34,6 @@ def test_tiny_gemma_student_run(tmp_path: Path) -> None:
     assert set(report["gemma"]["throughput"]) == {"1", "4"}
     assert all(v["articles_per_s"] > 0 for v in report["gemma"]["throughput"].values())
     assert report["gemma"]["test"]["all"]["n"] == 8 and len(report["gemma"]["test"]["all"]["per_dim"]) == 8
-    assert report["adapter_bytes"] < 10 * 2**20  # LoRA q/k/v/o r16 + head: within the 10 MB artifact budget
+    assert report["adapter_bytes"] < 4 * 2**20  # LoRA q/k/v/o r16 + head in fp16: ~3 MB of the 10 MB budget
     meta = json.loads((out / "student.json").read_text())
     assert meta["kind"] == "decoder" and meta["base_model"]["id"] == "gemma-3-270m"
