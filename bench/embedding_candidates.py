@@ -107,6 +107,7 @@ def cmd_compare(args: argparse.Namespace) -> None:
     w = np.asarray(spec.weights) / np.sum(spec.weights)
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     quality = results.setdefault("quality", {})
+    tag = "" if args.train_rows == 2000 else f"/train{args.train_rows}"  # keys of other subsamples stay apart
     for name in args.candidates.split(","):
         paths = [cache_path(n, args.data, args.train_rows) for n in name.split("+")]  # a+b = concatenated vectors
         if not all(p.exists() for p in paths):
@@ -139,15 +140,16 @@ def cmd_compare(args: argparse.Namespace) -> None:
             row.update(val_mae=probe.metrics["val_mae"], n_train=int(len(x["train"])),
                        dimension=int(x["train"].shape[1]), embed_rate=float(len(cached["idx"]) / cached["seconds"]),
                        fingerprint=json.loads(str(cached["fingerprint"])))
-            quality[f"{name}/{variant}"] = row
+            quality[f"{name}/{variant}{tag}"] = row
             print(f"{name}/{variant}: test MAE all {row['all/all']['mae']:.3f} en {row['all/en']['mae']:.3f} "
                   f"nl {row['all/nl']['mae']:.3f} (nl/en {row['all/nl_over_en']:.2f}); scored en "
                   f"{row['scored/en']['mae']:.3f} nl {row['scored/nl']['mae']:.3f} "
                   f"(nl/en {row['scored/nl_over_en']:.2f}); WA {row['all/all']['wa_mae']:.3f}; with language shift "
                   f"en {row['language_shift']['all/en']['mae']:.3f} nl {row['language_shift']['all/nl']['mae']:.3f}")
     shipped = ROOT / "filters" / spec.name / f"v{spec.version}" / "artifacts"
-    minilm_cache = cache_path("minilm", args.data, args.train_rows)
-    if args.shipped and (shipped / "probe.json").is_file() and minilm_cache.exists():
+    minilm_caches = sorted(CACHE.glob(f"{Path(args.data).stem}-*-minilm.npz"))  # any subsample: all hold the test split
+    if args.shipped and (shipped / "probe.json").is_file() and minilm_caches:
+        minilm_cache = minilm_caches[0]
         from models.probe import Probe
 
         c = np.load(minilm_cache)
@@ -155,12 +157,12 @@ def cmd_compare(args: argparse.Namespace) -> None:
         test_arts = [data.articles[i] for i in parts["test"]]
         pred = np.clip(Probe.load(shipped).predict(c["vecs"][[pos[int(i)] for i in parts["test"]]], test_arts), 0, 10)
         langs = np.asarray([a.get("language", "") for a in test_arts])
-        quality["minilm/shipped_probe"] = per_language(pred, data.labels[parts["test"]], w, langs)
-        print(f"shipped MiniLM probe (full train): {json.dumps(quality['minilm/shipped_probe'])}")
+        quality["minilm/shipped_probe_full_train"] = per_language(pred, data.labels[parts["test"]], w, langs)
+        print(f"shipped MiniLM probe (full train): {json.dumps(quality['minilm/shipped_probe_full_train'])}")
     mean_pred = np.tile(data.labels[parts["train"]].mean(0), (len(parts["test"]), 1))
     test_langs = np.asarray([data.articles[i].get("language", "") for i in parts["test"]])
-    quality["train_mean"] = per_language(mean_pred, data.labels[parts["test"]], w, test_langs)
-    results["subsample"] = {"data": Path(args.data).name, "train_rows": args.train_rows,
+    quality[f"train_mean{tag}"] = per_language(mean_pred, data.labels[parts["test"]], w, test_langs)
+    results[f"subsample{tag}"] = {"data": Path(args.data).name, "train_rows": args.train_rows,
                             "val": int(len(parts["val"])), "test": int(len(parts["test"]))}
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
