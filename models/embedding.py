@@ -13,6 +13,7 @@ from typing import Any, Protocol, cast
 
 import numpy as np
 
+from models.embedding_candidates import CANDIDATES, CandidateError, candidate_version, is_candidate, load_candidate
 from models.errors import ModelsError
 from models.recipe import Recipe, model_text
 
@@ -50,12 +51,16 @@ def is_e5(model_id: str) -> bool:
 
 def recipe_for(model_id: str, max_tokens: int = DEFAULT_MAX_TOKENS) -> Recipe:
     """The text recipe of an embedding model (prefix by family, head+tail fitted to `max_tokens`)."""
+    if is_candidate(model_id):
+        return Recipe(max_tokens=max_tokens, prefix=CANDIDATES[model_id].prefix)
     return Recipe(max_tokens=max_tokens, prefix="passage: " if is_e5(model_id) else "")
 
 
 def _model_version(model_id: str) -> str:
     if model_id == DEFAULT_MODEL_ID:
         return f"{DEFAULT_PACKAGE}=={metadata.version(DEFAULT_PACKAGE)}"
+    if is_candidate(model_id):
+        return candidate_version(model_id)
     path = Path(model_id)
     if path.is_dir():
         digest = hashlib.sha256()
@@ -66,6 +71,11 @@ def _model_version(model_id: str) -> str:
 
 
 def _load_sentence_transformer(model_id: str, max_tokens: int) -> SentenceModel:
+    if is_candidate(model_id):
+        try:
+            return load_candidate(model_id, max_tokens)  # type: ignore[no-any-return]
+        except CandidateError as err:
+            raise EncoderError(str(err)) from None
     from sentence_transformers import SentenceTransformer
 
     if model_id == DEFAULT_MODEL_ID:

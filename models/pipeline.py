@@ -28,6 +28,7 @@ from models.router import Router, route_statistic
 from models.seams import CommerceGate, ProbabilityHead, StudentModel
 
 __all__ = ["Deduper", "FilterModels", "Pipeline", "PipelineError", "content_hash"]
+from models.student_select import student_dir
 
 log = logging.getLogger(__name__)
 
@@ -93,10 +94,12 @@ class FilterModels:
         calibration = Calibration.load(directory, spec.dimension_names)
         student = None
         has_student = student_in_artifacts(directory, manifest)
-        if with_student and has_student and not stage1_only:
+        chosen = student_dir(directory, device) if with_student and has_student and not stage1_only else None
+        if chosen is not None:  # Gemma on CUDA, MiniLM on CPU (models/student_select.py)
             from models.student import Student
 
-            student = Student.load(directory / STUDENT_DIR, device=device)
+            student = Student.load(chosen[1], device=device)
+            student.name = chosen[0]
             recorded = (manifest.get("student") or {}).get("recipe")
             if recorded is not None and recorded != student.fingerprint().get("recipe"):
                 raise ArtifactError(
@@ -270,7 +273,7 @@ class Pipeline:
 
     def _result(self, fm: FilterModels, article: Mapping[str, Any], stage: Stage, raw: Mapping[str, float] | None,
                 received_at: float, *, probe_scores: dict[str, float] | None = None,
-                reason: str | None = None, tier_logits: Any | None = None) -> Result:
+                reason: str | None = None, tier_logits: Any | None = None, student: str = "") -> Result:
         latency = (time.time() - received_at) * 1000 if received_at > 0 else 0.0
         if raw is None:
             scores, wa, tier, gated, caps = {}, 0.0, fm.spec.tiers[-1].name, False, []
@@ -287,7 +290,7 @@ class Pipeline:
                       fingerprint=fm.fingerprint, latency_ms=round(latency, 3), scored_at=now_iso(),
                       title=str(article.get("title", ""))[:300],
                       flags=fm.prefilter.flags(article) if fm.prefilter is not None else [],
-                      tier_confidence=confidence, tier_source=source)
+                      tier_confidence=confidence, tier_source=source, student=student)
 
     def probe_scores(self, filter_name: str, embeddings: np.ndarray,
                      articles: Sequence[Mapping[str, Any]] | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -368,7 +371,8 @@ class Pipeline:
             for j, i in enumerate(idx):
                 r = requests[i]
                 out[i] = self._result(fm, r.article, stage, _by_dimension(dims, scores[j]), r.received_at,
-                                      probe_scores=r.probe_scores, reason="passed", tier_logits=r.tier_logits)
+                                      probe_scores=r.probe_scores, reason="passed", tier_logits=r.tier_logits,
+                                      student=getattr(fm.student, "name", "") if stage == "stage2" else "")
         return [x for x in out if x is not None]
 
     # -- batch -----------------------------------------------------------------------------------------

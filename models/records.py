@@ -79,6 +79,7 @@ class Result:
     flags: list[str] = field(default_factory=list)  # quality flags, e.g. `short_content` (filters.prefilter)
     tier_confidence: float | None = None  # the tier model's probability that `tier` is right (None: no tier model)
     tier_source: str = "postfilter"  # `tier_model` (calibrated for tiers) or `postfilter` (from the served WA)
+    student: str = ""  # which Stage-2 student scored it ("minilm", "gemma"); "" for probe scores
 
     @property
     def key(self) -> str:

