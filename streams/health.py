@@ -54,13 +54,14 @@ def serve_health(host: str, port: int, live: Probe, ready: Probe) -> ThreadingHT
 def main(argv: list[str] | None = None) -> int:
     """`python -m streams.health [healthz|readyz]`: exit 0 when the worker's endpoint answers 200, else 1 (for
     Docker HEALTHCHECK; the port is DISTILLERY_HEALTH_PORT, the host 127.0.0.1)."""
-    import os
     import sys
     import urllib.request
 
+    from streams.settings import Settings
+
     path = (argv if argv is not None else sys.argv[1:] or ["healthz"])[0]
-    port = os.environ.get("DISTILLERY_HEALTH_PORT", "") or "0"
-    if port == "0":
+    port = Settings.from_env().health_port
+    if not port:
         print("DISTILLERY_HEALTH_PORT is not set: the worker serves no health endpoint", file=sys.stderr)
         return 1
     try:

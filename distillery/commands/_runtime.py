@@ -1,16 +1,14 @@
-"""Process setup shared by the commands that load models: offline hub, quiet tokenizers, two torch threads."""
+"""Process setup shared by the commands that load models: the settings tree's thread policy and plain logging."""
 
 from __future__ import annotations
 
 import logging
-import os
+
+from streams.settings import Settings
 
 
 def model_runtime() -> None:
-    """Call before loading a model: no hub downloads, no tokenizer thread pool, at most two torch threads."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    """Call before loading a model: the one thread policy (ThreadSettings.apply: offline hub, quiet tokenizers,
+    DISTILLERY_THREADS_TORCH torch threads) and INFO logging."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    import torch  # lazy: torch takes seconds to import; only commands that load a model pay for it
-
-    torch.set_num_threads(min(2, torch.get_num_threads()))
+    Settings.from_env().threads.apply()

@@ -12,6 +12,7 @@ from rich.table import Table
 from tqdm import tqdm
 
 from distillery.commands._console import console
+from distillery.commands._runtime import model_runtime
 from distillery.errors import fail
 from filters.commerce import CommerceFilter, CommerceRules
 from filters.prefilter import Prefilter
@@ -41,11 +42,9 @@ def _commerce_decider(rows: list[dict[str, Any]], use_head: bool, data: Path) ->
     if head is None:
         return (lambda row, i: gate.decide(row, None)), info
 
-    import torch  # lazy: torch only when the head embeds the rows
+    from models.embedding import Encoder  # lazy: sentence-transformers and torch
 
-    from models.embedding import Encoder  # lazy: sentence-transformers
-
-    torch.set_num_threads(min(2, torch.get_num_threads()))
+    model_runtime()
     probabilities = head.probabilities(Encoder.shared().encode(rows, progress=True))
     info.update(head=True, threshold=gate.threshold)
     trained_on = str(getattr(head, "metrics", {}).get("data", ""))
