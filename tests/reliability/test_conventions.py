@@ -162,3 +162,25 @@ def test_a_worker_serves_healthz_and_readyz(bootstrap, tmp_path) -> None:
         assert probe.returncode == 0 and "partitions assigned" in probe.stdout
     finally:
         worker.stop()
+
+
+def test_an_existing_result_topic_that_is_not_compacted_gets_one_warning_and_is_left_alone(bootstrap, caplog) -> None:
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    settings = fresh_settings(bootstrap)
+    name = Topics(settings.topic_prefix).scores("alpha")
+
+    async def make_plain() -> None:
+        admin = AIOKafkaAdminClient(**settings.aiokafka_kwargs())
+        await admin.start()
+        try:
+            await admin.create_topics([NewTopic(name, 3, 1, topic_configs={"cleanup.policy": "delete"})])
+        finally:
+            await admin.close()
+
+    asyncio.run(make_plain())
+    with caplog.at_level("WARNING", logger="distillery.topics"):
+        asyncio.run(prepare_topics(settings, ["alpha"]))
+    warnings = [r.getMessage() for r in caplog.records if r.name == "distillery.topics"]
+    assert len(warnings) == 1 and f"topic {name} exists with cleanup.policy=delete" in warnings[0]
+    assert asyncio.run(_configs(settings, [name]))[name]["cleanup.policy"] == "delete"
