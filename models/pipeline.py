@@ -94,7 +94,7 @@ class FilterModels:
         router = Router.load(directory)
         calibration = Calibration.load(directory, spec.dimension_names)
         student = None
-        has_student = student_in_artifacts(directory)
+        has_student = student_in_artifacts(directory, manifest)
         if with_student and has_student and not stage1_only:
             from models.student import Student
 
@@ -114,9 +114,11 @@ class FilterModels:
                    manifest, has_student=has_student, stage1_only=stage1_only)
 
 
-def student_in_artifacts(directory: Path) -> bool:
-    """Whether a filter version's artifacts hold a Stage-2 student (the one source of the escalation decision)."""
-    return (directory / STUDENT_DIR / "student.json").is_file()
+def student_in_artifacts(directory: Path, manifest: Mapping[str, Any] | None = None) -> bool:
+    """Whether a filter version's artifacts hold a Stage-2 student: the manifest lists its files (verified by
+    checksum), or the folder has one. The one source of the escalation decision."""
+    listed = (manifest or {}).get("files") or {}
+    return f"{STUDENT_DIR}/student.json" in listed or (directory / STUDENT_DIR / "student.json").is_file()
 
 
 def _commerce_gate(encoder: Encoder) -> CommerceGate | None:
@@ -158,7 +160,6 @@ class Pipeline:
         self.apply_prefilter = apply_prefilter
         self.limits = limits or PayloadLimits()
         self.dedupe_size = dedupe_size
-        self._warned: set[str] = set()
 
     @property
     def specs(self) -> dict[str, FilterSpec]:

@@ -37,15 +37,16 @@ def broker(
     except BrokerError as err:
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(1) from None
-    typer.echo(f"broker ready: KAFKA_BOOTSTRAP_SERVERS={server.bootstrap}  (memory storage; Ctrl-C stops it)")
     stop = False
 
     def _stop(*_: object) -> None:
         nonlocal stop
         stop = True
 
+    # before announcing the address: a Ctrl-C right after "broker ready" must find the handler (no exit 130)
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)  # Ctrl-C: a flag, not a KeyboardInterrupt that click turns into exit 130
+    typer.echo(f"broker ready: KAFKA_BOOTSTRAP_SERVERS={server.bootstrap}  (memory storage; Ctrl-C stops it)")
     try:
         while not stop and server.process is not None and server.process.poll() is None:
             time.sleep(0.2)

@@ -170,7 +170,7 @@ class Settings(BaseModel):
     device: str = ""  # torch device for Stage 2; empty = GPU when present
     group_id: str = ""  # consumer group; empty = derived from prefix, roles and filters
     max_article_bytes: int = Field(default=512 * 1024, ge=1024)  # larger input messages go to the DLQ (too_large)
-    max_json_depth: int = Field(default=32, ge=2)  # deeper input JSON goes to the DLQ (too_deep)
+    max_json_depth: int = Field(default=32, ge=2, le=200)  # deeper input JSON -> DLQ (too_deep); orjson writes < 255
     max_record_bytes: int = Field(default=1_000_000, ge=10_000)  # the producer's limit; larger outputs are DLQ'd
     faust: FaustTuning = Field(default_factory=FaustTuning)
     threads: ThreadSettings = Field(default_factory=ThreadSettings)

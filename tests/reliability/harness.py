@@ -19,8 +19,9 @@ CLI_MODULE = "distillery" if (ROOT / "distillery" / "__main__.py").is_file() els
 
 
 def _stream_helpers() -> Any:
-    """tests/streams/conftest.py loaded under its own name: Worker, article, produce, collect, decoded, committed."""
-    path = ROOT / "tests" / "streams" / "conftest.py"
+    """tests/streams/stream_helpers.py loaded under its own name: Worker, article, produce, collect, decoded,
+    committed (by path: tests/ is not a package)."""
+    path = ROOT / "tests" / "streams" / "stream_helpers.py"
     spec = importlib.util.spec_from_file_location("distillery_stream_test_helpers", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)

@@ -11,13 +11,14 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from filters.article import Article, ArticleError
+from filters.prefilter import Decision
 from filters.spec import FilterSpec, parse_spec
 from models.deduper import Deduper
 from models.payload import PayloadError, PayloadLimits, decode_payload
@@ -37,6 +38,43 @@ def _spec(name: str) -> FilterSpec:
     return parse_spec(data, Path(f"/nonexistent/{name}/v1/filter.yaml"))
 
 
+class FakeRules:
+    """Commerce rules: a title with "coupon" is commerce."""
+
+    def check(self, article: Mapping[str, Any]) -> Decision:
+        if "coupon" in str(article.get("title", "")).lower():
+            return Decision(False, "commerce:coupon", "coupon")
+        return Decision(True, "passed")
+
+
+class FakeCommerceGate:
+    """The commerce gate (models.seams.CommerceGate): the fake rules, no head."""
+
+    def __init__(self) -> None:
+        self._rules = FakeRules()
+
+    @property
+    def rules(self) -> FakeRules:
+        return self._rules
+
+    @property
+    def head(self) -> None:
+        return None
+
+    def decide(self, article: Mapping[str, Any], probability: float | None = None, *, rules: bool = True) -> Decision:
+        return self._rules.check(article) if rules else Decision(True, "passed")
+
+
+class FakeStudent:
+    """A Stage-2 student (models.seams.StudentModel): 7.0 on every dimension."""
+
+    def __init__(self, n_dims: int = 2) -> None:
+        self.n_dims = n_dims
+
+    def predict(self, articles: Sequence[Mapping[str, Any]], batch_size: int = 16) -> np.ndarray:
+        return np.full((len(articles), self.n_dims), 7.0, dtype=np.float32)
+
+
 def _delay() -> None:
     time.sleep(float(os.environ.get("FAKE_PIPELINE_DELAY", "0")))
 
@@ -47,6 +85,8 @@ class FakePipeline:
     def __init__(self, filters: Sequence[str] | None = None, limits: PayloadLimits | None = None) -> None:
         self._specs = {name: _spec(name) for name in (filters or FILTERS)}
         self.limits = limits or PayloadLimits()
+        self.commerce = FakeCommerceGate()
+        self.student = FakeStudent()
 
     @property
     def specs(self) -> dict[str, FilterSpec]:
@@ -66,8 +106,9 @@ class FakePipeline:
             except ArticleError as err:
                 out.append(Rejection("invalid", str(err), None, payload))
                 continue
-            if "coupon" in article["title"].lower():
-                out.append(Rejection("commerce", "commerce:coupon", article["id"], article))
+            decision = self.commerce.rules.check(article)
+            if not decision.passed:
+                out.append(Rejection("commerce", decision.reason, article["id"], article))
                 continue
             digest = hashlib.sha256(f"{article['title']}\n{article['content']}".encode()).hexdigest()
             first = deduper.duplicate_of(digest, article["id"]) if deduper is not None else None
@@ -104,7 +145,9 @@ class FakePipeline:
 
     def stage2(self, requests: Sequence[Stage2Request]) -> list[Result]:
         _delay()
-        return [self._result(r.article, r.filter, "stage2", 7.0, probe_scores=r.probe_scores) for r in requests]
+        raw = self.student.predict([r.article for r in requests]) if requests else np.zeros((0, 2))
+        return [self._result(r.article, r.filter, "stage2", float(row[0]), probe_scores=r.probe_scores)
+                for r, row in zip(requests, raw, strict=True)]
 
     def score_batch(self, payloads: Sequence[Any],
                     deduper: Deduper | None = None) -> tuple[list[Result], list[Rejection]]:

@@ -184,3 +184,15 @@ def test_probe_and_stage2_keep_the_pipelines_arrival_time_and_decide_nothing():
     assert dict(final.on("t.scores.alpha")[-1].headers)["traceparent"] == TRACE[0][1]  # through all three hops
     (body,) = [b for b in _dead(final) if b["stage"] == "stage2"]
     assert body["reason"] == "invalid_record" and "not valid JSON" in body["error"]
+
+
+def test_the_real_objects_and_the_fake_implement_the_seam_protocols() -> None:
+    from fake_pipeline import FakeCommerceGate, FakeStudent
+
+    from models.seams import CommerceGate, ProbabilityHead, ScoringPipeline, StudentModel
+
+    pipeline: ScoringPipeline = FakePipeline()  # checked by mypy, like models.pipeline.Pipeline in WorkerContext
+    gate: CommerceGate = FakeCommerceGate()
+    student: StudentModel = FakeStudent()
+    assert isinstance(student, StudentModel) and not isinstance(gate.head, ProbabilityHead)
+    assert pipeline.specs and gate.decide({"title": "Coupon deal"}).reason == "commerce:coupon"

@@ -10,7 +10,7 @@ import sys
 import time
 
 import pytest
-from conftest import ROOT
+from stream_helpers import ROOT
 
 from streams.broker import BrokerError, tansu_binary
 

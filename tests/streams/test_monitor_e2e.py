@@ -126,7 +126,7 @@ def test_shifted_stream_raises_a_drift_alert(settings, start_worker, tmp_path):
 
 def test_monitor_reads_what_the_cascade_publishes(settings, start_worker, tmp_path):
     """All roles in one worker (fake pipeline): results, blocked and dead letters reach the monitor's detectors."""
-    from conftest import article, produce
+    from stream_helpers import article, produce
 
     state_path = tmp_path / "monitor_state.json"
     worker = start_worker(roles="prefilter,probe,stage2,monitor", extra_env={

@@ -97,3 +97,16 @@ def test_thread_policy_is_applied_at_process_entry_not_by_library_code():
     import models.embedding
 
     assert "HF_HUB_OFFLINE" not in inspect.getsource(models.embedding._load_sentence_transformer)
+
+
+def test_the_worker_app_takes_faust_tuning_and_limits_from_the_settings_tree(tmp_path):
+    from fake_pipeline import FakePipeline
+
+    from streams.app import make_app
+
+    settings = Settings.from_env({"DISTILLERY_FAUST_SESSION_TIMEOUT": "30", "DISTILLERY_FAUST_COMMIT_EVERY": "7",
+                                  "DISTILLERY_MAX_RECORD_BYTES": "500000", "DISTILLERY_DATA_DIR": str(tmp_path)})
+    app = make_app(settings, "prefilter,probe", pipeline=FakePipeline())
+    assert app.conf.broker_session_timeout == 30.0 and app.conf.broker_commit_every == 7
+    assert app.ctx.frame.max_record_bytes == 500_000 and app.ctx.deduper is not None
+    assert app.conf.producer_max_request_size > 500_000  # the frame's own check is the stricter one

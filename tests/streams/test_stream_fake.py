@@ -7,7 +7,7 @@ import time
 from collections import Counter
 
 import pytest
-from conftest import article, collect, committed, decoded, produce
+from stream_helpers import article, collect, committed, decoded, produce
 
 from streams.topics import Topics
 

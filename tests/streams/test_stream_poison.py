@@ -9,7 +9,7 @@ import time
 
 import orjson
 import pytest
-from conftest import article
+from stream_helpers import article
 
 from streams.settings import Settings
 from streams.topics import Topics, ensure_topics

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import collect, decoded, produce
+from stream_helpers import collect, decoded, produce
 
 from streams.clients import read_lines
 from streams.demo import SAMPLES, Outcomes

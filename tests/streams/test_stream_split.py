@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
-from conftest import article, collect, decoded, produce
 from fake_pipeline import FakePipeline
+from stream_helpers import article, collect, decoded, produce
 
 from streams.clients import read_lines
 from streams.demo import SAMPLES, Outcomes

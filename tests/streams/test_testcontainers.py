@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import Worker, article, collect, decoded, produce
+from stream_helpers import Worker, article, collect, decoded, produce
 
 from streams.settings import Settings
 
