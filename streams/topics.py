@@ -188,6 +188,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # its retries would add lines around the one error
     filters = [f.strip() for f in args.filters.split(",") if f.strip()] or trained_filters()
     names = Topics(settings.topic_prefix).all(filters)
     try:
