@@ -24,7 +24,6 @@ if TYPE_CHECKING:
 __all__ = ["ROLES", "Settings", "SettingsError", "WorkerContext", "make_app", "metrics", "load_pipeline"]
 
 ROLES = ("prefilter", "probe", "stage2", "monitor")
-PIPELINE_FACTORY_ENV = "DISTILLERY_PIPELINE_FACTORY"  # "module:callable" replacing models.pipeline.Pipeline.load
 EXIT_FATAL = 70
 log = logging.getLogger("distillery.streams")
 T = TypeVar("T")
@@ -51,7 +50,7 @@ def load_pipeline(settings: Settings, filters: Sequence[str] | None, with_studen
 
     `with_student` only decides whether this process LOADS the students (it runs Stage 2); which articles escalate
     follows each filter's artifacts either way."""
-    factory_path = os.environ.get(PIPELINE_FACTORY_ENV, "")
+    factory_path = settings.pipeline_factory
     limits = settings.payload_limits()
     if factory_path:
         module_name, _, attr = factory_path.partition(":")

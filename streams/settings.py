@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import ssl
 from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -39,6 +40,7 @@ ENV_PREFIXES = {
     "max_article_bytes": "DISTILLERY_MAX_ARTICLE_BYTES",
     "max_json_depth": "DISTILLERY_MAX_JSON_DEPTH",
     "max_record_bytes": "DISTILLERY_MAX_RECORD_BYTES",
+    "pipeline_factory": "DISTILLERY_PIPELINE_FACTORY",
     "broker_unreachable_timeout": "DISTILLERY_BROKER_UNREACHABLE_TIMEOUT",
     "shutdown_timeout": "DISTILLERY_SHUTDOWN_TIMEOUT",
     "health_port": "DISTILLERY_HEALTH_PORT",
@@ -105,9 +107,18 @@ class MonitorSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    state: str = ""  # state file; empty = monitoring's default path
+    state: str = ""  # state file; empty = monitoring's default path under xdg_state_home
+    xdg_state_home: str = ""  # XDG_STATE_HOME of the process (empty = ~/.local/state)
     state_interval: float = Field(default=5.0, gt=0)
     detector: dict[str, str] = Field(default_factory=dict)  # MonitorConfig field -> value (DISTILLERY_MONITOR_<F>)
+
+    def state_path(self) -> Path:
+        """The monitor's state file: `state`, else monitoring's default path for this XDG_STATE_HOME."""
+        from monitoring.monitor import default_state_path
+
+        if self.state:
+            return Path(self.state).expanduser()
+        return default_state_path({"XDG_STATE_HOME": self.xdg_state_home} if self.xdg_state_home else {})
 
     def config(self) -> Any:
         """The plain monitoring.monitor.MonitorConfig for these settings."""
@@ -172,6 +183,7 @@ class Settings(BaseModel):
     max_article_bytes: int = Field(default=512 * 1024, ge=1024)  # larger input messages go to the DLQ (too_large)
     max_json_depth: int = Field(default=32, ge=2, le=200)  # deeper input JSON -> DLQ (too_deep); orjson writes < 255
     max_record_bytes: int = Field(default=1_000_000, ge=10_000)  # the producer's limit; larger outputs are DLQ'd
+    pipeline_factory: str = ""  # "module:callable" replacing models.pipeline.Pipeline.load (tests)
     faust: FaustTuning = Field(default_factory=FaustTuning)
     threads: ThreadSettings = Field(default_factory=ThreadSettings)
     monitor: MonitorSettings = Field(default_factory=MonitorSettings)
@@ -192,10 +204,12 @@ class Settings(BaseModel):
             names = set(getattr(model, "model_fields", {}))
             found = {k[len(prefix):].lower(): v for k, v in env.items() if k.startswith(prefix) and v != ""}
             if group == "monitor":  # every other DISTILLERY_MONITOR_<FIELD> is a detector override
-                nested: dict[str, Any] = {k: v for k, v in found.items() if k in names}
+                nested: dict[str, Any] = {k: v for k, v in found.items() if k in names and k != "xdg_state_home"}
                 detector = {k: v for k, v in found.items() if k not in names}
                 if detector:
                     nested["detector"] = detector
+                if env.get("XDG_STATE_HOME"):
+                    nested["xdg_state_home"] = env["XDG_STATE_HOME"]
             else:
                 nested = {k: v for k, v in found.items() if k in names}
             if nested:

@@ -107,7 +107,8 @@ class Frame:
 
             article_id = sniff_id(inbound.value[:65536])
         headers = records.output_headers("dlq", inbound.headers)
-        headers += tuple(h for h in inbound.headers if h not in headers)
+        own = {name for name, _ in headers}  # the envelope's own content-type etc. replace the original's
+        headers += tuple(h for h in inbound.headers if h[0] not in own)
         headers += records.error_headers(stage, reason, error, inbound.topic, inbound.partition, inbound.offset)
         key = records.dlq_key(article_id, inbound.topic, inbound.partition, inbound.offset, inbound.key)
         room = self.max_record_bytes - len(key) - records.headers_size(headers) - 512

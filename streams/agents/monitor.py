@@ -6,11 +6,10 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from monitoring.alerts import Alert
-from monitoring.monitor import Monitor, default_state_path
+from monitoring.monitor import Monitor
 from monitoring.spotcheck import SpotCheckRunner
 from streams import records
 from streams.agents.frame import Outbound
@@ -70,7 +69,7 @@ def register(app: Any, ctx: WorkerContext) -> None:
     names = _filters(ctx)
     config = ctx.settings.monitor
     monitor = Monitor.from_artifacts(names, config=config.config(), metrics=metrics(), strict=False)
-    state_path = Path(config.state).expanduser() if config.state else default_state_path()
+    state_path = config.state_path()
     interval = config.state_interval
     topics = [ctx.topics.scores(f) for f in names] + [ctx.topics.blocked, ctx.topics.dlq]
     heldout = {n: r.heldout_mae for n, r in monitor.references.items() if r.heldout_mae is not None}

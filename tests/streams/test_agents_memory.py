@@ -78,6 +78,7 @@ def test_a_1_2_mb_article_is_dead_lettered_truncated_with_size_hash_and_pointer_
     headers = dict(letter.headers)
     assert headers["traceparent"] == TRACE[0][1] and headers["internal-only"] == b"dropped"
     assert headers["distillery.errors.reason"] == b"too_large" and headers["distillery.errors.offset"] == b"5"
+    assert [name for name, _ in letter.headers].count("traceparent") == 1
     assert [records.embedded_from_wire(m.value).article["id"] for m in sink.on("t.articles.embedded")] == ["after"]
 
 

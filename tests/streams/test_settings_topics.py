@@ -110,3 +110,12 @@ def test_the_worker_app_takes_faust_tuning_and_limits_from_the_settings_tree(tmp
     assert app.conf.broker_session_timeout == 30.0 and app.conf.broker_commit_every == 7
     assert app.ctx.frame.max_record_bytes == 500_000 and app.ctx.deduper is not None
     assert app.conf.producer_max_request_size > 500_000  # the frame's own check is the stricter one
+
+
+def test_the_monitor_state_path_comes_from_the_settings_tree():
+    from pathlib import Path
+
+    named = Settings.from_env({"DISTILLERY_MONITOR_STATE": "~/m.json"}).monitor
+    assert named.state_path() == Path("~/m.json").expanduser()
+    xdg = Settings.from_env({"XDG_STATE_HOME": "/srv/state"}).monitor
+    assert xdg.state_path() == Path("/srv/state/distillery/monitor_state.json")
