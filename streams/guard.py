@@ -126,6 +126,7 @@ class BrokerGuard:
     last_error: str = ""
     last_check: float | None = None
     _last_progress: float = field(default=0.0, repr=False)
+    _last_ok: float | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if not self.interval:
@@ -154,8 +155,9 @@ class BrokerGuard:
         where = self.settings.bootstrap_servers
         if view is None:
             self.last_error = error
-            if self.unreachable_since is None:
-                self.unreachable_since = self._last_progress = now
+            if self.unreachable_since is None:  # the outage began after the last successful check
+                self.unreachable_since = self._last_ok if self._last_ok is not None else now
+                self._last_progress = now
                 log.error("Kafka at %s is unreachable (%s); the worker exits with code %d if it stays so for %.0f s",
                           where, error, EXIT_FATAL, self.timeout)
             down = now - self.unreachable_since
@@ -167,6 +169,7 @@ class BrokerGuard:
                 log.error("Kafka at %s still unreachable after %.0f s (exit in %.0f s)", where, down,
                           self.timeout - down)
             return None
+        self._last_ok = now
         if self.unreachable_since is not None:
             log.warning("Kafka at %s reachable again after %.0f s", where, now - self.unreachable_since)
             self.unreachable_since = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import difflib
+import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -11,6 +12,7 @@ from typing import Any
 from streams.settings import Settings
 
 TOPIC_EXISTS = 36  # Kafka error code TOPIC_ALREADY_EXISTS
+log = logging.getLogger("distillery.topics")
 
 
 @dataclass(frozen=True)
@@ -114,6 +116,7 @@ async def ensure_topics(settings: Settings, names: Sequence[str], timeout: float
     try:
         existing = set(await admin.list_topics())
         missing = [n for n in dict.fromkeys(names) if n not in existing]
+        await _warn_uncompacted(admin, settings, [n for n in names if n in existing])
         if not missing:
             return []
         new = [NewTopic(n, settings.partitions, settings.replication_factor, topic_configs=topic_configs(settings, n))
@@ -125,6 +128,28 @@ async def ensure_topics(settings: Settings, names: Sequence[str], timeout: float
         return missing
     finally:
         await admin.close()
+
+
+async def _warn_uncompacted(admin: Any, settings: Settings, names: Sequence[str]) -> list[str]:
+    """Log one warning per existing result topic that is not compacted (topics are never altered here); returns
+    them. A broker that cannot describe configs is skipped silently: this is advice, not a check that may fail."""
+    from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+    results = [n for n in names if Topics(settings.topic_prefix).is_result(n)]
+    if not results:
+        return []
+    try:
+        responses = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, n) for n in results])
+        policies = {r[3]: {e[0]: e[1] for e in r[4]}.get("cleanup.policy", "delete")
+                    for response in responses for r in response.resources}
+    except Exception:  # noqa: BLE001 - advice only
+        return []
+    wrong = [n for n in results if "compact" not in str(policies.get(n, "delete"))]
+    for name in wrong:
+        log.warning("topic %s exists with cleanup.policy=%s; result topics should be compacted (consumers upsert by "
+                    "key): kafka-configs.sh --alter --entity-type topics --entity-name %s --add-config "
+                    "cleanup.policy=compact", name, policies.get(name, "delete"), name)
+    return wrong
 
 
 def _topic_errors(response: object) -> list[tuple[str, int, str | None]]:
@@ -163,6 +188,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # its retries would add lines around the one error
     filters = [f.strip() for f in args.filters.split(",") if f.strip()] or trained_filters()
     names = Topics(settings.topic_prefix).all(filters)
     try:

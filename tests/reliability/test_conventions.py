@@ -162,3 +162,48 @@ def test_a_worker_serves_healthz_and_readyz(bootstrap, tmp_path) -> None:
         assert probe.returncode == 0 and "partitions assigned" in probe.stdout
     finally:
         worker.stop()
+
+
+def test_an_existing_result_topic_that_is_not_compacted_gets_one_warning_and_is_left_alone(bootstrap, caplog) -> None:
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    settings = fresh_settings(bootstrap)
+    name = Topics(settings.topic_prefix).scores("alpha")
+
+    async def make_plain() -> None:
+        admin = AIOKafkaAdminClient(**settings.aiokafka_kwargs())
+        await admin.start()
+        try:
+            await admin.create_topics([NewTopic(name, 3, 1, topic_configs={"cleanup.policy": "delete"})])
+        finally:
+            await admin.close()
+
+    asyncio.run(make_plain())
+    with caplog.at_level("WARNING", logger="distillery.topics"):
+        asyncio.run(prepare_topics(settings, ["alpha"]))
+    warnings = [r.getMessage() for r in caplog.records if r.name == "distillery.topics"]
+    assert len(warnings) == 1 and f"topic {name} exists with cleanup.policy=delete" in warnings[0]
+    assert asyncio.run(_configs(settings, [name]))[name]["cleanup.policy"] == "delete"
+
+
+def test_topic_init_creates_the_deployments_topics_with_configs_and_is_idempotent(bootstrap) -> None:
+    settings = fresh_settings(bootstrap)
+    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
+           "DISTILLERY_TOPIC_PREFIX": settings.topic_prefix, "PYTHONPATH": str(ROOT)}
+
+    def run() -> list[list[str]]:
+        done = subprocess.run([sys.executable, "-m", "streams.topics", "--filters", "alpha"], env=env, cwd=ROOT,
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        return [line.split("\t") for line in done.stdout.splitlines()]
+
+    first, second = run(), run()
+    topics = Topics(settings.topic_prefix)
+    assert [row[0] for row in first] == topics.all(["alpha"])
+    assert {row[1] for row in first} == {"created"} and {row[1] for row in second} == {"exists"}
+    assert dict((row[0], row[2]) for row in first)[topics.scores("alpha")] == "cleanup.policy=compact"
+    env["KAFKA_BOOTSTRAP_SERVERS"] = f"127.0.0.1:{free_port()}"
+    down = subprocess.run([sys.executable, "-m", "streams.topics"], env=env, cwd=ROOT, capture_output=True,
+                          text=True, timeout=60)
+    assert down.returncode == 1 and down.stderr.startswith("error: cannot reach Kafka at 127.0.0.1:")
+    assert len(down.stderr.strip().splitlines()) == 1, down.stderr

@@ -122,3 +122,20 @@ def test_compose_v1_validates_the_file() -> None:
     done = subprocess.run(["docker-compose", "-f", str(ROOT / "docker-compose.yml"), "config", "-q"],
                           capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert done.returncode == 0, done.stderr
+
+
+def test_every_runtime_dependency_has_an_exact_version_in_the_image_constraints() -> None:
+    import tomllib
+
+    dependencies = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    pins = dict(re.findall(r"^([A-Za-z0-9_.-]+)==(\S+)$", (ROOT / "docker" / "constraints.txt").read_text(), re.M))
+    pins = {name.lower().replace("_", "-"): version for name, version in pins.items()}
+    for requirement in dependencies:
+        name, rest = re.match(r"([A-Za-z0-9_.-]+)(.*)", requirement).groups()  # type: ignore[union-attr]
+        name = name.lower().replace("_", "-")
+        if name == "torch":
+            continue  # pinned in the Dockerfile from the CPU index
+        assert name in pins, (f"{name} is not in docker/constraints.txt: regenerate it (command at the top of the "
+                              "file) so the image installs an exact version")
+        if rest.startswith("=="):
+            assert pins[name] == rest[2:], f"{name}: pyproject pins {rest[2:]}, docker/constraints.txt {pins[name]}"

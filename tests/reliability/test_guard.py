@@ -51,6 +51,15 @@ def test_an_outage_shorter_than_the_timeout_is_survived_and_a_longer_one_is_fata
     assert "unreachable for 60 s" in fatal and "refused" in fatal
 
 
+def test_the_outage_clock_starts_at_the_last_successful_check() -> None:
+    guard, clock = _guard(timeout=60)
+    guard.observe(_view())
+    clock.now += 5  # the broker died right after that check; the next check fails 5 s later
+    guard.observe(None, "refused")
+    clock.now += 55
+    assert "unreachable for 60 s" in (guard.observe(None, "refused") or "")
+
+
 def test_the_outage_is_logged_once_then_once_per_progress_interval(caplog: pytest.LogCaptureFixture) -> None:
     guard, clock = _guard(timeout=60)
     guard.observe(_view())
