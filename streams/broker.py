@@ -11,6 +11,8 @@ import time
 from pathlib import Path
 from typing import IO
 
+from streams.errors import StreamsError
+
 
 def _die_with_parent() -> None:
     """In the child before exec: ask Linux to SIGTERM the broker when its parent dies (no orphaned brokers)."""
@@ -22,7 +24,7 @@ def _die_with_parent() -> None:
         pass
 
 
-class BrokerError(RuntimeError):
+class BrokerError(StreamsError, RuntimeError):
     """The embedded broker could not be found or did not start; the message says what to do."""
 
 

@@ -10,11 +10,12 @@ from pathlib import Path
 
 import orjson
 
+from streams.errors import StreamsError
 from streams.settings import Settings
 from streams.topics import Topics, ensure_topics, list_topics, similar_topics
 
 
-class TopicNotFoundError(LookupError):
+class TopicNotFoundError(StreamsError, LookupError):
     """A topic that a reader asked for does not exist; the message lists similar existing topics."""
 
 

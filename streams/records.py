@@ -14,6 +14,7 @@ import orjson
 
 from filters.timeutil import now_iso
 from models.records import Prepared, Rejection, Result, Stage2Request
+from streams.errors import StreamsError
 
 SCHEMA_VERSION = 1
 _OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
@@ -28,7 +29,7 @@ ERROR_HEADER_PREFIX = "distillery.errors."
 Headers = tuple[tuple[str, bytes], ...]
 
 
-class WireError(ValueError):
+class WireError(StreamsError, ValueError):
     """A message that is not a JSON object of the expected kind; the message says what was wrong."""
 
 

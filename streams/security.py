@@ -13,8 +13,10 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Protocol
 
+from streams.errors import StreamsError
 
-class SecurityError(ValueError):
+
+class SecurityError(StreamsError, ValueError):
     """Kafka security settings that cannot work; the message names each variable and file and the fix."""
 
 

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from streams.errors import StreamsError
+
 if TYPE_CHECKING:
     from models.payload import PayloadLimits
     from monitoring.config import MonitorConfig
@@ -165,7 +167,7 @@ def _variable(loc: tuple[Any, ...]) -> str:
     return ENV_PREFIXES.get(str(loc[0]), str(loc[0])) if loc else "settings"
 
 
-class SettingsError(ValueError):
+class SettingsError(StreamsError, ValueError):
     """A setting from the environment that cannot be used; the message names the variable."""
 
 

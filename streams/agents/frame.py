@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from streams import records
+from streams.errors import StreamsError
 
 log = logging.getLogger("distillery.streams")
 
@@ -48,7 +49,7 @@ class Sink(Protocol):
     async def send(self, messages: Sequence[Outbound]) -> list[BaseException | None]: ...
 
 
-class MessageError(Exception):
+class MessageError(StreamsError):
     """An output of one message that cannot be produced (too large, not encodable): that message is dead-lettered."""
 
 

@@ -1,4 +1,5 @@
-"""Every exception class of `filters` and `models` descends from its package root, keeping its builtin base."""
+"""Every exception class of `filters`, `models`, `monitoring` and `streams` descends from its package root, keeping
+its builtin base."""
 
 from __future__ import annotations
 
@@ -10,9 +11,13 @@ import pytest
 
 import filters
 import models
+import monitoring
+import streams
 from filters.errors import FiltersError
 from filters.spec import SpecError, resolve_spec
 from models.errors import ModelsError
+from monitoring.errors import MonitoringError
+from streams.errors import StreamsError
 
 
 def _exception_classes(package, root_name: str) -> list[type]:
@@ -26,7 +31,9 @@ def _exception_classes(package, root_name: str) -> list[type]:
 
 
 @pytest.mark.parametrize(("package", "name", "root"), [(filters, "filters", FiltersError),
-                                                        (models, "models", ModelsError)])
+                                                        (models, "models", ModelsError),
+                                                        (monitoring, "monitoring", MonitoringError),
+                                                        (streams, "streams", StreamsError)])
 def test_every_exception_has_the_package_root(package, name, root):
     classes = _exception_classes(package, name)
     assert len(classes) >= 3
