@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from filters.jsonl import json_safe, write_json_atomic  # noqa: F401 - re-exported for monitor and cli
-from models.reference import summarise_results
+from models.reference import ServedReference, summarise_results
 from monitoring.errors import MonitorReferenceError
 
 REFERENCE_FILE = "reference.json"
@@ -31,22 +31,17 @@ def _floats(values: Any, where: str, path: Path) -> list[float]:
 
 
 @dataclass
-class Reference:
-    """What "normal" looked like when the artifact was evaluated, tied to that artifact's fingerprint.
+class Reference(ServedReference):
+    """What "normal" looked like when the artifact was evaluated, tied to that artifact's fingerprint: the fields
+    of `models.reference.ServedReference` (written at training time) plus where it was loaded from, with strict
+    validation on load.
 
     `weighted_average`: served WAs of stage1/stage2 results on the evaluation split; `scores`: calibrated
     per-dimension scores of the Stage-2 results; `residual_mean`/`residual_std`: student WA minus probe WA on
-    escalated articles; `rates`: optional baselines (`escalation`, `prefilter_block`) as fractions;
-    `heldout_mae`: served-WA MAE against the oracle on the test split (the spot-check's baseline).
+    escalated articles; `rates`: optional baselines (`escalation`, `prefilter_block`, `tier_share:<tier>`) as
+    fractions; `heldout_mae`: served-WA MAE against the oracle on the test split (the spot-check's baseline).
     """
 
-    weighted_average: list[float] = field(default_factory=list)
-    scores: dict[str, list[float]] = field(default_factory=dict)
-    residual_mean: float | None = None
-    residual_std: float | None = None
-    fingerprint: str = ""
-    rates: dict[str, float] = field(default_factory=dict)
-    heldout_mae: float | None = None  # WA MAE vs the oracle on the test split (baseline of the spot-check)
     path: str = ""
 
     @property
