@@ -50,7 +50,7 @@ def read_input(path: str | Path) -> list[InputRow]:
         raise BatchError(f"{path}: no such input file; pass a .jsonl file (or .parquet) with one article per row")
     if path.suffix.lower() == ".parquet":
         try:
-            import pyarrow.parquet as pq
+            import pyarrow.parquet as pq  # lazy: pyarrow is optional, only for Parquet input
         except ImportError:
             raise BatchError(f"{path}: reading Parquet needs pyarrow; install it (`pip install pyarrow`) or convert "
                              "the file to JSONL") from None

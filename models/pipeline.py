@@ -13,10 +13,14 @@ from typing import Any
 import numpy as np
 
 from filters.article import Article, ArticleError
+from filters.commerce import CommerceFilter, CommerceRules
 from filters.postfilter import postfilter, weighted_average
+from filters.prefilter import Prefilter
 from filters.spec import FilterSpec, SpecError, resolve_served, trained_specs
+from filters.text import clean_article
 from filters.timeutil import now_iso
-from models.artifacts import MANIFEST, ArtifactError, manifest_digest, verify_artifacts
+from models import commerce_head
+from models.artifacts import MANIFEST, ArtifactError, manifest_digest, read_manifest, verify_artifacts
 from models.calibration import Calibration
 from models.deduper import Deduper
 from models.embedding import Encoder
@@ -26,9 +30,11 @@ from models.probe import Probe
 from models.records import Prepared, Rejection, Result, Stage, Stage2Request
 from models.router import Router, route_statistic
 from models.seams import CommerceGate, ProbabilityHead, StudentModel
+from models.student.model import Student
+from models.student_select import student_dir
+from models.tiers import TierModel
 
 __all__ = ["Deduper", "FilterModels", "Pipeline", "PipelineError", "content_hash"]
-from models.student_select import student_dir
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +57,6 @@ def content_hash(article: Mapping[str, Any]) -> str:
 
 
 def _clean(article: dict[str, Any]) -> dict[str, Any]:
-    from filters.text import clean_article
-
     return clean_article(article)
 
 
@@ -96,8 +100,6 @@ class FilterModels:
         has_student = student_in_artifacts(directory, manifest)
         chosen = student_dir(directory, device) if with_student and has_student and not stage1_only else None
         if chosen is not None:  # Gemma on CUDA, MiniLM on CPU (models/student_select.py)
-            from models.student import Student
-
             student = Student.load(chosen[1], device=device)
             student.name = chosen[0]
             recorded = (manifest.get("student") or {}).get("recipe")
@@ -109,9 +111,6 @@ class FilterModels:
         elif not has_student:
             log.warning("filter %s has no student in %s: articles above the router's operating point get "
                         "probe scores (stage1)", spec.key, directory)
-        from filters.prefilter import Prefilter
-        from models.tiers import TierModel
-
         return cls(spec, probe, router, calibration, student, Prefilter.for_spec(spec), manifest_digest(directory),
                    manifest, has_student=has_student, stage1_only=stage1_only,
                    tiers=TierModel.load(directory, spec.tier_names))
@@ -124,24 +123,18 @@ def student_in_artifacts(directory: Path, manifest: Mapping[str, Any] | None = N
     return f"{STUDENT_DIR}/student.json" in listed or (directory / STUDENT_DIR / "student.json").is_file()
 
 
-def _commerce_gate(encoder: Encoder) -> CommerceGate | None:
-    """The combined commerce filter (rules + head), or None when the rules module is not installed.
+def _commerce_gate(encoder: Encoder) -> CommerceGate:
+    """The combined commerce filter: the universal rules plus the trained head (rules only when no head is trained).
 
     The head must have been trained on this encoder's vectors; another model is refused with the fix."""
-    try:
-        from filters.commerce import CommerceFilter, CommerceRules
-    except ImportError:
-        log.warning("filters.commerce not available: no commerce gate")
-        return None
-    from models.commerce_head import DEFAULT_DIR, load_default
-
-    head = load_default()
+    head = commerce_head.load_default()
     if head is not None and head.embedding:
         mine = encoder.fingerprint()
         for key in ("model_id", "dimension", "recipe_fingerprint"):
             if head.embedding.get(key) != mine.get(key):
                 raise ArtifactError(
-                    f"{DEFAULT_DIR}: the commerce head was trained on embedding {key}={head.embedding.get(key)!r} "
+                    f"{commerce_head.DEFAULT_DIR}: the commerce head was trained on embedding "
+                    f"{key}={head.embedding.get(key)!r} "
                     f"but the encoder has {mine.get(key)!r}; re-train it with `distillery train-commerce --data "
                     "commerce.jsonl` or load the pipeline with commerce=False"
                 )
@@ -197,8 +190,6 @@ class Pipeline:
         if encoder is None:
             model_ids: set[str] = set()
             for spec in specs:
-                from models.artifacts import read_manifest
-
                 emb = read_manifest(spec.artifacts_dir).get("embedding") or {}
                 if emb.get("model_id"):
                     model_ids.add(str(emb["model_id"]))

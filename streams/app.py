@@ -2,47 +2,24 @@
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 import logging
-import os
-import sys
 import tempfile
-from collections.abc import Awaitable, Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Callable, Sequence
+from typing import Any
 
-from streams.agents.frame import FaustSink, Frame, Inbound, MemorySink, Outbound, inbound
+from models.deduper import Deduper
+from models.records import Prepared, Stage2Request
+from models.seams import ScoringPipeline
+from streams.agents import prefilter, probe, stage2
+from streams.context import WorkerContext, metrics
 from streams.settings import Settings, SettingsError
-from streams.topics import Topics
-
-if TYPE_CHECKING:
-    from models.deduper import Deduper
-    from models.seams import ScoringPipeline
+from streams.topics import Topics, ensure_topics
 
 __all__ = ["ROLES", "Settings", "SettingsError", "WorkerContext", "make_app", "metrics", "load_pipeline"]
 
 ROLES = ("prefilter", "probe", "stage2", "monitor")
-EXIT_FATAL = 70
 log = logging.getLogger("distillery.streams")
-T = TypeVar("T")
-
-
-class _NoMetrics:
-    """Stands in for monitoring.metrics.METRICS when that module is not installed: every call is a no-op."""
-
-    def __getattr__(self, name: str) -> Callable[..., None]:
-        return lambda *args, **kwargs: None
-
-
-def metrics() -> Any:
-    """The process-wide METRICS object of the monitoring package (a no-op stand-in if it is missing)."""
-    try:
-        from monitoring.metrics import METRICS
-    except ImportError:
-        return _NoMetrics()
-    return METRICS
 
 
 def load_pipeline(settings: Settings, filters: Sequence[str] | None, with_student: bool) -> ScoringPipeline:
@@ -58,7 +35,7 @@ def load_pipeline(settings: Settings, filters: Sequence[str] | None, with_studen
         pipeline: ScoringPipeline = factory(filters, device=settings.device or None, with_student=with_student,
                                             limits=limits)
         return pipeline
-    from models.pipeline import Pipeline
+    from models.pipeline import Pipeline  # lazy: torch and scikit-learn; `distillery worker --help` imports this module
 
     return Pipeline.load(filters, device=settings.device or None, with_student=with_student, limits=limits,
                          dedupe_size=settings.dedupe_size)
@@ -73,8 +50,6 @@ WARM_UP_TEXT = (
 
 def warm_up(pipeline: ScoringPipeline, stage2: bool = True) -> None:
     """One prepare (and, for a Stage-2 worker, one Stage-2 call per filter) on a synthetic article."""
-    from models.records import Prepared, Stage2Request
-
     article = {"id": "warm-up", "title": "Warm-up article", "content": WARM_UP_TEXT}
     prepared = [p for p in pipeline.prepare([article]) if isinstance(p, Prepared)]
     if not stage2:
@@ -90,95 +65,7 @@ def warm_up(pipeline: ScoringPipeline, stage2: bool = True) -> None:
 def make_deduper(size: int) -> Deduper:
     """The worker's content-hash deduper (replay-safe: an article is never its own duplicate; see
     docs/streaming.md "Dedupe across replays and workers")."""
-    from models.deduper import Deduper
-
     return Deduper(size)
-
-
-@dataclass
-class WorkerContext:
-    """What every agent of a worker shares: settings, topic names, the pipeline, one model thread and the frame
-    (sink + dead letters). Without an app (tests), outputs go to an in-memory sink."""
-
-    settings: Settings
-    topics: Topics
-    pipeline: ScoringPipeline | None
-    roles: tuple[str, ...]
-    filters: tuple[str, ...]
-    app: Any = None
-    channels: dict[str, Any] = field(default_factory=dict)  # topic name -> faust Topic
-    executor: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="model"))
-    deduper: Deduper | None = None
-    frame: Frame = field(init=False)
-
-    def __post_init__(self) -> None:
-        sink = FaustSink(self.channel) if self.app is not None else MemorySink()
-        self.frame = Frame(self.topics.dlq, sink, self.settings.max_record_bytes,
-                           on_dead_letter=lambda stage, reason: metrics().dlq(stage))
-
-    @property
-    def scorer(self) -> ScoringPipeline:
-        """The pipeline (a worker with model roles always has one)."""
-        if self.pipeline is None:
-            raise RuntimeError("this worker has no scoring pipeline (no prefilter/probe/stage2 role)")
-        return self.pipeline
-
-    async def run(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run blocking model work on the single model thread so the event loop never blocks."""
-        return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
-
-    async def run_each(self, fn: Callable[..., Sequence[T]], items: Sequence[Any], *args: Any) -> list[T | Exception]:
-        """`fn(items, *args)` on the model thread, one output per item; if the batch fails, retry item by item.
-
-        An item that fails on its own comes back as its exception (the agent sends it to the DLQ), so one poison
-        message cannot stop the stream or take its batch with it.
-        """
-        try:
-            outputs = await self.run(fn, list(items), *args)
-            if len(outputs) != len(items):
-                raise RuntimeError(f"{getattr(fn, '__name__', fn)} gave {len(outputs)} outputs for {len(items)} inputs")
-            return list(outputs)
-        except Exception as exc:
-            if len(items) == 1:
-                return [exc]
-            log.warning("batch of %d failed in %s (%r); retrying one by one", len(items), fn, exc)
-        results: list[T | Exception] = []
-        for item in items:
-            try:
-                results.append((await self.run(fn, [item], *args))[0])
-            except Exception as exc:
-                results.append(exc)
-        return results
-
-    def channel(self, name: str) -> Any:
-        """The faust Topic for a full topic name (declared once, raw bytes in and out)."""
-        if name not in self.channels:
-            self.channels[name] = self.app.topic(
-                name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw",
-                partitions=self.settings.partitions, internal=False,
-            )
-        return self.channels[name]
-
-    async def consume(self, stream: Any, batch_size: int, stage: str,
-                      handle: Callable[[Sequence[Inbound]], Awaitable[list[list[Outbound]]]]) -> None:
-        """The faust side of every agent: take micro-batches, run them through the frame, then ack the inputs.
-
-        If the frame raises (the broker unreachable, or a bug outside one message), exit unacked so the batch is
-        replayed after the restart: the at-least-once guarantee."""
-        async for events in stream.noack_take(batch_size, within=self.settings.batch_within):
-            try:
-                await self.frame.process([inbound(e) for e in events], stage, handle)
-            except Exception as exc:
-                self.crash(exc, f"{stage} agent")
-            for event in events:
-                await stream.ack(event)
-
-    def crash(self, exc: BaseException, where: str) -> None:
-        """Stop the whole process without committing: unacked inputs are replayed after the restart."""
-        log.critical("fatal error in %s, exiting without committing (inputs will be replayed): %r", where, exc,
-                     exc_info=exc)
-        sys.stderr.flush()
-        os._exit(EXIT_FATAL)
 
 
 def group_id(settings: Settings, roles: Sequence[str], filters: Sequence[str] | None) -> str:
@@ -210,7 +97,7 @@ def make_app(
 
     The pipeline is loaded here (once per process) unless one is passed in; the app's context is `app.ctx`.
     """
-    import faust
+    import faust  # lazy: faust takes about a second to import; `distillery worker --help` must not load it
 
     role_set = parse_roles(roles)
     settings.threads.apply()  # the process's thread policy and HF offline mode, set once here
@@ -242,14 +129,12 @@ def make_app(
     ctx.deduper = make_deduper(settings.dedupe_size) if "prefilter" in role_set else None
     for name in ctx.topics.all(chosen):
         ctx.channel(name)
-    from streams.agents import prefilter, probe, stage2
-
     registrars: dict[str, Callable[[Any, WorkerContext], None]] = {
         "prefilter": prefilter.register, "probe": probe.register, "stage2": stage2.register,
     }
     if "monitor" in role_set:
         try:
-            from streams.agents import monitor
+            from streams.agents import monitor  # lazy: river and scikit-learn, only for the monitor role
         except ImportError:
             log.warning("role 'monitor' asked for but streams/agents/monitor.py is not installed; skipping it")
         else:
@@ -265,6 +150,4 @@ def make_app(
 
 async def prepare_topics(settings: Settings, filters: Sequence[str]) -> list[str]:
     """Create every topic of the deployment that is missing (workers call this before joining the group)."""
-    from streams.topics import ensure_topics
-
     return await ensure_topics(settings, Topics(settings.topic_prefix).all(filters))

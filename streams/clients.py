@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from streams.errors import StreamsError
 from streams.settings import Settings
@@ -62,8 +63,6 @@ def read_lines(path: Path) -> list[bytes]:
 async def produce_lines(settings: Settings, lines: Sequence[bytes], rate: float = 0.0, topic: str | None = None,
                         progress: Callable[[int], None] | None = None) -> int:
     """Send each line to `articles.raw` (or `topic`), keyed by article id, at most `rate` per second (0 = no limit)."""
-    from aiokafka import AIOKafkaProducer
-
     name = topic or Topics(settings.topic_prefix).raw
     await ensure_topics(settings, [name])
     producer = AIOKafkaProducer(**settings.aiokafka_kwargs(), acks="all", linger_ms=5)
@@ -97,8 +96,6 @@ async def read_topics(
 ) -> list[Message]:
     """Read `names` from the beginning (no consumer group) until `until(messages)` holds, `limit` messages were
     read, nothing arrived for `idle_timeout` seconds (0 = wait for `max_time`), or `max_time` passed."""
-    from aiokafka import AIOKafkaConsumer
-
     consumer = AIOKafkaConsumer(*names, **settings.aiokafka_kwargs(), group_id=None, enable_auto_commit=False,
                                 auto_offset_reset="earliest", metadata_max_age_ms=1000)
     await consumer.start()

@@ -17,9 +17,11 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
+from aiokafka.client import AIOKafkaClient
+
 from streams.settings import Settings
 
-EXIT_FATAL = 70  # the same code as streams.app.EXIT_FATAL (EX_SOFTWARE): "restart me"
+EXIT_FATAL = 70  # EX_SOFTWARE, "restart me": the one exit code of a fatal worker error (also WorkerContext.crash)
 log = logging.getLogger("distillery.guard")
 
 
@@ -87,8 +89,6 @@ class BrokerView:
 
 async def fetch_view(settings: Settings, timeout: float) -> BrokerView:
     """One bounded metadata request for every topic (it never auto-creates one); raises when Kafka is unreachable."""
-    from aiokafka.client import AIOKafkaClient
-
     client = AIOKafkaClient(**settings.aiokafka_kwargs(), client_id="distillery-watchdog",
                             request_timeout_ms=int(timeout * 1000))
     try:

@@ -7,11 +7,15 @@
 
 from __future__ import annotations
 
+import sys
 import threading
+import urllib.request
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import orjson
+
+from streams.settings import Settings
 
 Probe = Callable[[], tuple[bool, str]]  # -> (ok, reason)
 
@@ -54,11 +58,6 @@ def serve_health(host: str, port: int, live: Probe, ready: Probe) -> ThreadingHT
 def main(argv: list[str] | None = None) -> int:
     """`python -m streams.health [healthz|readyz]`: exit 0 when the worker's endpoint answers 200, else 1 (for
     Docker HEALTHCHECK; the port is DISTILLERY_HEALTH_PORT, the host 127.0.0.1)."""
-    import sys
-    import urllib.request
-
-    from streams.settings import Settings
-
     path = (argv if argv is not None else sys.argv[1:] or ["healthz"])[0]
     port = Settings.from_env().health_port
     if not port:

@@ -18,6 +18,7 @@ from typing import Any
 import faust
 
 from streams.guard import BrokerGuard, install_log_limit
+from streams.health import serve_health
 from streams.settings import Settings
 from streams.topics import Topics
 
@@ -89,8 +90,6 @@ def run_worker(app: Any, settings: Settings, loglevel: str = "warning") -> None:
         assigned.pop("n", None)
 
     if settings.health_port:
-        from streams.health import serve_health
-
         def live() -> tuple[bool, str]:
             return (True, "running") if guard.alive() else (False, "broker checks stalled (event loop blocked?)")
 

@@ -12,11 +12,11 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from models.payload import PayloadLimits
+from monitoring.config import MonitorConfig
 from streams.errors import StreamsError
 
 if TYPE_CHECKING:
-    from models.payload import PayloadLimits
-    from monitoring.config import MonitorConfig
     from monitoring.metrics import Metrics
     from monitoring.spotcheck import SpotCheckRunner
 
@@ -101,7 +101,7 @@ class ThreadSettings(BaseModel):
             env.setdefault("HF_HUB_OFFLINE", "1")
         env.setdefault("TOKENIZERS_PARALLELISM", "true" if self.tokenizers_parallelism else "false")
         try:
-            import torch
+            import torch  # lazy: torch takes seconds to import; only processes that run models set its threads
         except ImportError:
             return
         torch.set_num_threads(self.torch)
@@ -119,14 +119,12 @@ class MonitorSettings(BaseModel):
 
     def config(self) -> MonitorConfig:
         """The plain monitoring MonitorConfig for these settings; a bad value names its variable."""
-        from monitoring.config import MonitorConfig
-
         labels = {k: GROUP_PREFIXES["monitor"] + k.upper() for k in self.detector}
         return MonitorConfig.from_mapping(dict(self.detector), labels=labels)
 
     def state_path(self) -> Path:
         """The monitor's state file."""
-        from monitoring.state import default_state_path
+        from monitoring.state import default_state_path  # lazy: numpy & co.; keeps the 10 s healthcheck ~0.2 s
 
         return default_state_path(self.state or None, self.state_home or None)
 
@@ -154,6 +152,7 @@ class SpotCheckSettings(BaseModel):
         """The spot-check runner for these settings; None when no provider is set."""
         if not self.provider:
             return None
+        # lazy: the oracle client and prometheus would triple `python -m streams.health` (Docker's 10 s check)
         from monitoring.spotcheck import SpotCheckRunner
 
         return SpotCheckRunner.build(filters, heldout_mae, provider=self.provider, model=self.model, k=self.k,
@@ -239,8 +238,6 @@ class Settings(BaseModel):
 
     def payload_limits(self) -> PayloadLimits:
         """The pipeline's limits on one input message."""
-        from models.payload import PayloadLimits
-
         return PayloadLimits(max_bytes=self.max_article_bytes, max_depth=self.max_json_depth)
 
     @property
@@ -272,7 +269,7 @@ class Settings(BaseModel):
 
     def faust_credentials(self) -> Any:
         """faust `broker_credentials` for the configured security protocol (None for PLAINTEXT)."""
-        import faust
+        import faust  # lazy: faust is heavy and only a worker needs its credentials; --help must not load it
 
         if self.security_protocol == "PLAINTEXT":
             return None

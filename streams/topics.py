@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import difflib
 import logging
+import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from streams.settings import Settings
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+from filters.spec import available, resolve_spec
+from streams.settings import Settings, SettingsError
 
 TOPIC_EXISTS = 36  # Kafka error code TOPIC_ALREADY_EXISTS
 log = logging.getLogger("distillery.topics")
@@ -90,8 +96,6 @@ async def list_topics(settings: Settings, timeout: float = 20.0) -> set[str]:
 
 async def _admin(settings: Settings, timeout: float) -> Any:
     """A started admin client, or ConnectionError naming the address and what to do."""
-    from aiokafka.admin import AIOKafkaAdminClient
-
     admin = AIOKafkaAdminClient(**settings.aiokafka_kwargs(), request_timeout_ms=int(timeout * 1000))
     try:
         await asyncio.wait_for(admin.start(), timeout)
@@ -110,8 +114,6 @@ async def ensure_topics(settings: Settings, names: Sequence[str], timeout: float
 
     Topics are created explicitly because some brokers (Tansu) auto-create with a fixed partition count.
     """
-    from aiokafka.admin import NewTopic
-
     admin = await _admin(settings, timeout)
     try:
         existing = set(await admin.list_topics())
@@ -133,8 +135,6 @@ async def ensure_topics(settings: Settings, names: Sequence[str], timeout: float
 async def _warn_uncompacted(admin: Any, settings: Settings, names: Sequence[str]) -> list[str]:
     """Log one warning per existing result topic that is not compacted (topics are never altered here); returns
     them. A broker that cannot describe configs is skipped silently: this is advice, not a check that may fail."""
-    from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
-
     results = [n for n in names if Topics(settings.topic_prefix).is_result(n)]
     if not results:
         return []
@@ -159,8 +159,6 @@ def _topic_errors(response: object) -> list[tuple[str, int, str | None]]:
 
 def trained_filters() -> list[str]:
     """Filters whose newest shipped version has trained artifacts: the ones a worker without --filters serves."""
-    from filters.spec import available, resolve_spec
-
     names = []
     for name in sorted(available()):
         try:
@@ -175,11 +173,6 @@ def trained_filters() -> list[str]:
 def main(argv: Sequence[str] | None = None) -> int:
     """`python -m streams.topics [--filters a,b]`: create the deployment's missing topics with their configs
     (the one-shot topic-init service of docker-compose.yml); settings from the environment like a worker."""
-    import argparse
-    import sys
-
-    from streams.settings import SettingsError
-
     parser = argparse.ArgumentParser(prog="python -m streams.topics", description=main.__doc__)
     parser.add_argument("--filters", default="", help="comma-separated filters (default: every trained filter)")
     args = parser.parse_args(argv)

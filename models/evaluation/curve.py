@@ -57,7 +57,7 @@ def write_curve(directory: Path, curves: dict[str, dict[str, Any]], meta: dict[s
     import matplotlib  # lazy: plotting only when the curve is drawn (matplotlib is slow to import)
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: as matplotlib above; pyplot only after the Agg backend is chosen
 
     fig, ax = plt.subplots(figsize=(6, 4), dpi=80)
     for name, curve in curves.items():

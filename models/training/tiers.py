@@ -22,9 +22,12 @@ from typing import Any
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import KFold, StratifiedKFold
+from tqdm import tqdm
 
 from filters.postfilter import postfilter, weighted_averages
 from filters.spec import FilterSpec
+from models.calibration import Calibration
+from models.probe import Probe, ProbeConfig, train_probe
 from models.router import Router, knn_features, normalise, route_statistic, router_features
 from models.tiers import POLICIES, TierModel
 
@@ -81,16 +84,12 @@ def _logistic(x: np.ndarray, y: np.ndarray, c: float, seed: int, balanced: bool 
 def oof_probe(run: Any) -> np.ndarray:
     """The probe's 5-fold out-of-fold predictions over train: the probe step's file when it matches, else re-fit
     here (one seed per fold, as the probe step does)."""
-    from models.probe import ProbeConfig, train_probe
-
     s, x, y, opt = run.split, run.embeddings, run.data.labels, run.options
     path = run.workdir / "probe_oof.npy"
     if path.is_file():
         oof = np.load(path)
         if oof.shape == (len(s.train), y.shape[1]):
             return oof
-    from tqdm import tqdm
-
     oof = np.zeros((len(s.train), y.shape[1]), dtype=np.float32)
     cfg = ProbeConfig(**{**asdict(opt.probe), "seeds": opt.probe.seeds[:1]})
     arts = run.data.articles
@@ -106,9 +105,6 @@ def oof_probe(run: Any) -> np.ndarray:
 
 def fit_tier_model(run: Any, c: float = 0.01) -> tuple[TierModel, dict[str, Any]]:
     """Fit the tier model of a `TrainRun` (probe, router and calibration already in its artifacts dir)."""
-    from models.calibration import Calibration
-    from models.probe import Probe
-
     spec, s, x, opt = run.spec, run.split, run.embeddings, run.options
     w = list(spec.weights)
     probe = Probe.load(run.out_dir)
@@ -252,10 +248,10 @@ def _logloss(logit: np.ndarray, y: np.ndarray) -> float:
 
 def write_pr_curve(directory: Path, curve: dict[str, Any]) -> list[Path]:
     """`tier_pr_curve.json` + `.png` (precision and recall vs cutoff on pool and val, policies marked)."""
-    import matplotlib
+    import matplotlib  # lazy: matplotlib is slow to import; only when the PR curve is drawn
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: as matplotlib above; pyplot only after the Agg backend is chosen
 
     directory.mkdir(parents=True, exist_ok=True)
     (directory / PR_JSON).write_text(json.dumps(curve, indent=1) + "\n")

@@ -5,11 +5,15 @@ with `Inbound` messages and a `MemorySink`."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from aiokafka import errors as kafka_errors
+
+from models.payload import sniff_id
 from streams import records
 from streams.errors import StreamsError
 
@@ -77,10 +81,6 @@ def is_message_error(exc: BaseException) -> bool:
     """True for failures of one record (size, encoding), False for the broker or the connection (crash the worker)."""
     if isinstance(exc, MessageError | ValueError | TypeError | RecursionError | UnicodeError | OverflowError):
         return True
-    try:
-        from aiokafka import errors as kafka_errors
-    except ImportError:  # pragma: no cover - aiokafka ships with faust
-        return False
     per_record = (kafka_errors.MessageSizeTooLargeError, kafka_errors.RecordTooLargeError,
                   kafka_errors.RecordListTooLargeError, kafka_errors.InvalidMessageError,
                   kafka_errors.CorruptRecordException)
@@ -104,8 +104,6 @@ class Frame:
                     article_id: str | None = None) -> Outbound:
         """THE dead letter of one message: original key and headers kept, error headers added, payload cut to fit."""
         if article_id is None and isinstance(inbound.value, bytes | bytearray):
-            from models.payload import sniff_id
-
             article_id = sniff_id(inbound.value[:65536])
         headers = records.output_headers("dlq", inbound.headers)
         own = {name for name, _ in headers}  # the envelope's own content-type etc. replace the original's
@@ -172,8 +170,6 @@ class FaustSink:
         self.channel = channel
 
     async def send(self, messages: Sequence[Outbound]) -> list[BaseException | None]:
-        import asyncio
-
         errors: list[BaseException | None] = [None] * len(messages)
         pending: list[tuple[int, Any]] = []
         for i, m in enumerate(messages):

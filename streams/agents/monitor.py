@@ -8,11 +8,12 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from filters.spec import available
 from monitoring.alerts import Alert
 from monitoring.monitor import Monitor
 from streams import records
 from streams.agents.frame import Outbound
-from streams.app import WorkerContext, metrics
+from streams.context import WorkerContext, metrics
 
 log = logging.getLogger("distillery.monitor")
 BATCH = 256
@@ -56,8 +57,6 @@ async def export_lag(app: Any) -> None:
 def _filters(ctx: WorkerContext) -> list[str]:
     if ctx.filters:
         return list(ctx.filters)
-    from filters.spec import available
-
     names = sorted(available())
     log.warning("monitor: no filters given; watching the shipped ones: %s", ", ".join(names))
     return names

@@ -11,7 +11,7 @@ from typing import Any
 from models.records import Prepared, Result, Stage2Request
 from streams import records
 from streams.agents.frame import Inbound, Outbound
-from streams.app import WorkerContext, metrics
+from streams.context import WorkerContext, metrics
 
 
 def _outputs(ctx: WorkerContext, stage: str, inbound: Inbound, outcome: Result | Stage2Request) -> list[Outbound]:
