@@ -41,6 +41,7 @@ class Message:
     offset: int
     key: bytes | None
     value: bytes
+    headers: tuple[tuple[str, bytes], ...] = ()
 
 
 def _article_key(line: bytes) -> bytes | None:
@@ -60,6 +61,11 @@ def read_lines(path: Path) -> list[bytes]:
     return [line.rstrip(b"\r\n") for line in path.read_bytes().splitlines() if line.strip()]
 
 
+# What `distillery produce` / backfills put on every raw article: its format and who wrote it (the ingest side's
+# own records may carry more, e.g. `traceparent`, which the workers pass through to every output).
+PRODUCE_HEADERS = (("content-type", b"application/json"), ("distillery-producer", b"distillery/produce"))
+
+
 async def produce_lines(settings: Settings, lines: Sequence[bytes], rate: float = 0.0, topic: str | None = None,
                         progress: Callable[[int], None] | None = None) -> int:
     """Send each line to `articles.raw` (or `topic`), keyed by article id, at most `rate` per second (0 = no limit)."""
@@ -75,7 +81,7 @@ async def produce_lines(settings: Settings, lines: Sequence[bytes], rate: float 
                 wait = started + i / rate - time.monotonic()
                 if wait > 0:
                     await asyncio.sleep(wait)
-            futures.append(await producer.send(name, line, key=_article_key(line)))
+            futures.append(await producer.send(name, line, key=_article_key(line), headers=list(PRODUCE_HEADERS)))
             if progress:
                 progress(1)
         await asyncio.gather(*futures)
@@ -107,7 +113,7 @@ async def read_topics(
             batch = await consumer.getmany(timeout_ms=200)
             for records in batch.values():
                 for r in records:
-                    msg = Message(r.topic, r.partition, r.offset, r.key, r.value)
+                    msg = Message(r.topic, r.partition, r.offset, r.key, r.value, tuple(r.headers or ()))
                     messages.append(msg)
                     if on_message:
                         on_message(msg)
