@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import time
@@ -61,6 +62,13 @@ class TrainOptions:
     tier_c: float = 0.01  # L2 strength of the tier model's heads (models/training/tiers.py)
 
 
+def run_dir(spec: FilterSpec, encoder: Encoder) -> Path:
+    """The work dir of one filter version on one embedding: intermediate files (split, out-of-fold probe scores,
+    metrics) of a run on another encoder must never be read as this one's."""
+    key = hashlib.sha256(f"{encoder.model_id}|{encoder.version}|{encoder.recipe.fingerprint()}".encode()).hexdigest()
+    return cache_dir() / "runs" / f"{spec.name}-v{spec.version}-{key[:12]}"
+
+
 class TrainRun:
     """State shared by the steps: spec, data, split and embeddings; intermediate files live in a work dir."""
 
@@ -72,7 +80,7 @@ class TrainRun:
         self.out_dir = out_dir or spec.artifacts_dir
         self.encoder = encoder or Encoder.shared()
         self.options = options or TrainOptions()
-        self.workdir = workdir or cache_dir() / "runs" / f"{spec.name}-v{spec.version}"
+        self.workdir = workdir or run_dir(spec, self.encoder)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self._data: Dataset | None = None
         self._split: Split | None = None
