@@ -53,6 +53,7 @@ def main() -> None:
     split = split_dataset(data, spec.weights)
     langs = np.asarray([a.get("language", "") for a in data.articles])
     pipes: dict[str, Pipeline] = {}
+    dirs = {"minilm": spec.artifacts_dir, args.candidate: Path(args.artifacts)}
     for name, model, directory in (("minilm", None, spec.artifacts_dir), (args.candidate, args.candidate,
                                                                             Path(args.artifacts))):
         enc = Encoder.shared(model)
@@ -62,7 +63,7 @@ def main() -> None:
         pipe.apply_prefilter = False
         for lang in ("all", "en", "nl"):
             rows = split.test if lang == "all" else split.test[langs[split.test] == lang]
-            r = evaluate(pipe, spec.name, data.subset(rows), n_boot=100)
+            r = evaluate(pipe, spec.name, data.subset(rows), n_boot=100, artifacts_dir=dirs[name])
             report["quality"][f"{name}/{lang}"] = {k: {m: r[k][m] for m in ("mae", "wa_mae")} for k in SECTIONS
                                                    if r.get(k)} | {"n": int(len(rows))}
         q = report["quality"]
