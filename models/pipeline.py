@@ -80,7 +80,8 @@ class FilterModels:
         router = Router.load(directory)
         calibration = Calibration.load(directory, spec.dimension_names)
         student = None
-        chosen = student_dir(directory, device) if with_student else None  # Gemma on CUDA, MiniLM on CPU
+        listed = manifest.get("files") if isinstance(manifest.get("files"), dict) else None
+        chosen = student_dir(directory, device, listed=listed) if with_student else None  # Gemma on CUDA, else MiniLM
         if chosen is not None:
             from models.student import Student
 

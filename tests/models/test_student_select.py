@@ -43,3 +43,13 @@ def test_student_dir_reads_the_artifacts_folder(tmp_path: Path, monkeypatch: pyt
     monkeypatch.setenv("DISTILLERY_STUDENT", "gemma")
     assert student_dir(tmp_path, device="cpu") == ("gemma", tmp_path / "student-gemma")
     assert student_dir(tmp_path / "nothing", device="cpu", preference="auto") is None
+
+
+def test_students_outside_the_manifest_are_not_served(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    for sub in ("student", "student-gemma"):
+        (tmp_path / sub).mkdir()
+        (tmp_path / sub / "student.json").write_text("{}")
+    listed = {"student/student.json": "sha", "probe.json": "sha"}
+    assert trained_students(tmp_path, listed) == ["minilm"]
+    assert "['gemma'] are not in the manifest" in caplog.text
+    assert student_dir(tmp_path, device="cuda", preference="auto", listed=listed) == ("minilm", tmp_path / "student")
