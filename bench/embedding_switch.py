@@ -1,7 +1,9 @@
 """What switching the shared embedding does to one served filter: per-language test MAE and articles/s, side by side.
 
-Usage (after training the filter on the candidate into a scratch folder, never over the shipped artifacts):
-    DISTILLERY_EMBEDDING_MODEL=use-multilingual-v3 distillery train --filter sustainability --data FILE \\
+Usage (after training the filter on the candidate into a scratch folder, never over the shipped artifacts, with a
+scratch step cache: the steps' intermediate files are keyed by filter name only):
+    DISTILLERY_CACHE_DIR=/tmp/sus-use-cache DISTILLERY_EMBEDDING_MODEL=use-multilingual-v3 \\
+        distillery train --filter sustainability --data FILE \\
         --out /tmp/sus-use --keep-student          # copy artifacts/student into /tmp/sus-use first
     python bench/embedding_switch.py --filter sustainability --data FILE --candidate use-multilingual-v3 \\
         --artifacts /tmp/sus-use
