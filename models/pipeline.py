@@ -86,7 +86,7 @@ class FilterModels:
             from models.student import Student
 
             student = Student.load(chosen[1], device=device)
-            student.name = chosen[0]
+            student.name = chosen[0]  # type: ignore[attr-defined]  # which student serves: Result.student
             recorded = (manifest.get("student") or {}).get("recipe")
             if recorded is not None and recorded != student.fingerprint().get("recipe"):
                 raise ArtifactError(
