@@ -1,7 +1,9 @@
 """What switching the shared embedding does to one served filter: per-language test MAE and articles/s, side by side.
 
-Usage (after training the filter on the candidate into a scratch folder, never over the shipped artifacts):
-    DISTILLERY_EMBEDDING_MODEL=use-multilingual-v3 distillery train --filter sustainability --data FILE \\
+Usage (after training the filter on the candidate into a scratch folder, never over the shipped artifacts, with a
+scratch step cache: the steps' intermediate files are keyed by filter name only):
+    DISTILLERY_CACHE_DIR=/tmp/sus-use-cache DISTILLERY_EMBEDDING_MODEL=use-multilingual-v3 \\
+        distillery train --filter sustainability --data FILE \\
         --out /tmp/sus-use --keep-student          # copy artifacts/student into /tmp/sus-use first
     python bench/embedding_switch.py --filter sustainability --data FILE --candidate use-multilingual-v3 \\
         --artifacts /tmp/sus-use
@@ -53,6 +55,7 @@ def main() -> None:
     split = split_dataset(data, spec.weights)
     langs = np.asarray([a.get("language", "") for a in data.articles])
     pipes: dict[str, Pipeline] = {}
+    dirs = {"minilm": spec.artifacts_dir, args.candidate: Path(args.artifacts)}
     for name, model, directory in (("minilm", None, spec.artifacts_dir), (args.candidate, args.candidate,
                                                                             Path(args.artifacts))):
         enc = Encoder.shared(model)
@@ -62,7 +65,7 @@ def main() -> None:
         pipe.apply_prefilter = False
         for lang in ("all", "en", "nl"):
             rows = split.test if lang == "all" else split.test[langs[split.test] == lang]
-            r = evaluate(pipe, spec.name, data.subset(rows), n_boot=100)
+            r = evaluate(pipe, spec.name, data.subset(rows), n_boot=100, artifacts_dir=dirs[name])
             report["quality"][f"{name}/{lang}"] = {k: {m: r[k][m] for m in ("mae", "wa_mae")} for k in SECTIONS
                                                    if r.get(k)} | {"n": int(len(rows))}
         q = report["quality"]

@@ -54,7 +54,8 @@ def main() -> None:
         report = evaluate(pipe, spec.name, data.subset(rows), n_boot=200)
         train = split.train if name == "all" else split.train[langs[split.train] == name]
         mean = data.labels[train].mean(0)
-        entry = {k: {m: report[k][m] for m in ("mae", "wa_mae", "tier_accuracy")} for k in SECTIONS if report.get(k)}
+        entry: dict[str, Any] = {k: {m: report[k][m] for m in ("mae", "wa_mae", "tier_accuracy")} for k in SECTIONS
+                                 if report.get(k)}
         entry["n"] = int(len(rows))
         entry["mean_predictor"] = {"mae": float(np.abs(data.labels[rows] - mean).mean()),
                                    "wa_mae": float(np.abs((data.labels[rows] - mean) @ w).mean())}

@@ -134,6 +134,7 @@ def main() -> None:
     ap.add_argument("--bench-articles", type=int, default=512)
     ap.add_argument("--results", default=None, help="JSON path (default bench/results/gemma_student_<device>.json)")
     ap.add_argument("--tiny", action="store_true", help="CPU smoke run: a few rows, 32 tokens, one epoch")
+    ap.add_argument("--pilot", type=int, default=0, help="CPU learning check on this many random train rows")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--adapter-fp32", dest="adapter_fp16", action="store_false",
                     help="keep the adapter in float32 (default: float16, half the size)")
@@ -145,7 +146,7 @@ def main() -> None:
         score_minilm(args)
         return
     cuda = torch.cuda.is_available()
-    if not cuda and not args.tiny:
+    if not cuda and not (args.tiny or args.pilot):
         raise SystemExit("no CUDA device: the Gemma student trains on a GPU (about 1.5 articles/s forward on two CPU "
                          "cores); run with --tiny for a CPU smoke test")
     t0 = time.perf_counter()
@@ -163,6 +164,11 @@ def main() -> None:
                                                                                        strict=True)}
         args.max_tokens, args.epochs, args.batch_size = 32, 1, 4
         args.bench_batch_sizes, args.bench_articles = "1,4", 8
+    elif args.pilot:  # a learning check on CPU: N random train rows, 64 val and 64 test rows
+        rng = np.random.default_rng(0)
+        idx = {k: np.sort(rng.choice(v, size=min(n, len(v)), replace=False))
+               for (k, v), n in zip(idx.items(), (args.pilot, 64, 64), strict=True)}
+        args.bench_batch_sizes, args.bench_articles = "1,8", 16
     train, val, test = (rows_of(data.subset(i)) for i in (idx["train"], idx["val"], idx["test"]))
     y_test = data.subset(idx["test"]).labels
     dims, weights = spec.dimension_names, spec.weights
@@ -185,6 +191,7 @@ def main() -> None:
     report: dict[str, Any] = {
         "device": torch.cuda.get_device_name(0) if cuda else "cpu",
         "tiny": args.tiny,
+        "pilot": args.pilot,
         "versions": {"torch": torch.__version__, "transformers": __import__("transformers").__version__,
                      "peft": __import__("peft").__version__},
         "prepare_s": round(prepare_s, 1),
@@ -210,7 +217,8 @@ def main() -> None:
     sizes = [int(b) for b in args.bench_batch_sizes.split(",")]
     report["gemma"]["throughput"] = throughput(student, test, sizes, args.bench_articles)
 
-    name = "tiny" if args.tiny else report["device"].lower().replace(" ", "-")
+    name = "tiny" if args.tiny else report["device"].lower().replace(" ", "-") + (f"_pilot{args.pilot}" if args.pilot
+                                                                                 else "")
     path = Path(args.results) if args.results else RESULTS / f"gemma_student_{name}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")

@@ -98,10 +98,12 @@ class FilterModels:
         calibration = Calibration.load(directory, spec.dimension_names)
         student = None
         has_student = student_in_artifacts(directory, manifest)
-        chosen = student_dir(directory, device) if with_student and has_student and not stage1_only else None
-        if chosen is not None:  # Gemma on CUDA, MiniLM on CPU (models/student_select.py)
+        listed = manifest.get("files") if isinstance(manifest.get("files"), dict) else None
+        wanted = with_student and has_student and not stage1_only
+        chosen = student_dir(directory, device, listed=listed) if wanted else None  # Gemma on CUDA, else MiniLM
+        if chosen is not None:
             student = Student.load(chosen[1], device=device)
-            student.name = chosen[0]
+            student.name = chosen[0]  # which student serves: Result.student
             recorded = (manifest.get("student") or {}).get("recipe")
             if recorded is not None and recorded != student.fingerprint().get("recipe"):
                 raise ArtifactError(

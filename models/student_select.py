@@ -8,11 +8,14 @@ student; `artifacts/student-gemma/` = Gemma-3-270M + LoRA, a GPU student at ~1.5
 
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from pathlib import Path
 
 from models.errors import ModelsError
+
+log = logging.getLogger(__name__)
 
 STUDENT_ENV = "DISTILLERY_STUDENT"
 AUTO = "auto"
@@ -58,13 +61,22 @@ def choose_student(available: Iterable[str], gpu: bool, preference: str = AUTO) 
     return None
 
 
-def trained_students(artifacts: Path) -> list[str]:
-    """Names of the students with a `student.json` under a filter's artifacts folder."""
-    return [name for name, sub in STUDENT_DIRS.items() if (artifacts / sub / "student.json").is_file()]
+def trained_students(artifacts: Path, listed: Collection[str] | None = None) -> list[str]:
+    """Names of the students with a `student.json` under a filter's artifacts folder; with `listed` (the manifest's
+    checksummed files) only those the manifest covers — an adapter dropped in by hand is never served unverified."""
+    names = [name for name, sub in STUDENT_DIRS.items() if (artifacts / sub / "student.json").is_file()]
+    if listed is None:
+        return names
+    unlisted = [n for n in names if f"{STUDENT_DIRS[n]}/student.json" not in listed]
+    if unlisted:
+        log.warning("%s: students %s are not in the manifest and are not served; train them with the filter",
+                    artifacts, unlisted)
+    return [n for n in names if n not in unlisted]
 
 
-def student_dir(artifacts: Path, device: str | None = None, preference: str | None = None) -> tuple[str, Path] | None:
+def student_dir(artifacts: Path, device: str | None = None, preference: str | None = None,
+                listed: Collection[str] | None = None) -> tuple[str, Path] | None:
     """(name, folder) of the student this worker serves for one filter, or None (preference: env, else auto)."""
     pref = preference if preference is not None else os.environ.get(STUDENT_ENV, AUTO)
-    name = choose_student(trained_students(artifacts), is_gpu(device), pref)
+    name = choose_student(trained_students(artifacts, listed), is_gpu(device), pref)
     return (name, artifacts / STUDENT_DIRS[name]) if name else None

@@ -115,3 +115,17 @@ def test_gemma_classifier_has_a_regression_head_and_pad_id(gemma_folder) -> None
         padded = model(**batch).logits
         alone = model(**tok(["The city council."], return_tensors="pt")).logits
     torch.testing.assert_close(padded[0], alone[0], atol=1e-4, rtol=1e-4)  # last non-pad pooling ignores padding
+
+
+def test_a_gguf_copy_with_the_wrong_digest_is_refused(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    from models.gemma_gguf import GemmaError, prepare
+
+    bad = tmp_path / "gemma.gguf"
+    bad.write_bytes(b"not the model")
+    monkeypatch.setenv("DISTILLERY_GEMMA_GGUF", str(bad))
+    monkeypatch.setenv("DISTILLERY_GEMMA_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(GemmaError, match="does not have the sha256"):
+        prepare()
+    monkeypatch.setenv("DISTILLERY_GEMMA_GGUF", str(tmp_path / "missing.gguf"))
+    with pytest.raises(GemmaError, match="is not a file"):
+        prepare()

@@ -43,3 +43,48 @@ def test_student_dir_reads_the_artifacts_folder(tmp_path: Path, monkeypatch: pyt
     monkeypatch.setenv("DISTILLERY_STUDENT", "gemma")
     assert student_dir(tmp_path, device="cpu") == ("gemma", tmp_path / "student-gemma")
     assert student_dir(tmp_path / "nothing", device="cpu", preference="auto") is None
+
+
+def test_students_outside_the_manifest_are_not_served(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    for sub in ("student", "student-gemma"):
+        (tmp_path / sub).mkdir()
+        (tmp_path / sub / "student.json").write_text("{}")
+    listed = {"student/student.json": "sha", "probe.json": "sha"}
+    assert trained_students(tmp_path, listed) == ["minilm"]
+    assert "['gemma'] are not in the manifest" in caplog.text
+    assert student_dir(tmp_path, device="cuda", preference="auto", listed=listed) == ("minilm", tmp_path / "student")
+
+
+class NamedStudent:
+    """A fake Stage-2 student with the `name` FilterModels.load gives the chosen one."""
+
+    name = "gemma"
+
+    def predict(self, articles, batch_size: int = 16):  # type: ignore[no-untyped-def]
+        import numpy as np
+
+        return np.full((len(articles), 3), 6.0, dtype=np.float32)
+
+
+def test_stage2_results_say_which_student_scored_them(tiny_spec_data, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import numpy as np
+
+    from filters.prefilter import Prefilter
+    from filters.spec import parse_spec
+    from models.calibration import Calibration
+    from models.embedding import hashing_encoder
+    from models.pipeline import FilterModels, Pipeline
+    from models.probe import MLP, Probe, ProbeConfig
+    from models.router import Router
+
+    spec = parse_spec(tiny_spec_data, tmp_path / "f" / "filter.yaml")
+    probe = Probe(spec.dimension_names, spec.weights, np.zeros(8, np.float32), np.ones(8, np.float32),
+                  [MLP(8, 3, (4,), 0.0)], ProbeConfig(hidden=(4,), dropout=0.0))
+    fm = FilterModels(spec, probe, Router("wa_threshold", threshold=-1.0, protected_threshold=4.0),
+                      Calibration.identity(spec.dimension_names), NamedStudent(), Prefilter.for_spec(spec))
+    pipe = Pipeline(hashing_encoder(8), {spec.name: fm}, None, apply_prefilter=False)
+    results, _ = pipe.score_batch([{"id": "a1", "title": "Solar", "text": "Solar panels on every school roof."}])
+    assert [(r.stage, r.student) for r in results] == [("stage2", "gemma")]
+    fm.student = None  # no student: Stage-1 scores, no student named
+    results, _ = pipe.score_batch([{"id": "a2", "title": "Solar", "text": "Solar panels on every school roof."}])
+    assert [(r.stage, r.student) for r in results] == [("stage1", "")]
