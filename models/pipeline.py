@@ -87,7 +87,8 @@ class FilterModels:
 
     @classmethod
     def load(cls, spec: FilterSpec, encoder: Encoder | None = None, *, device: str | None = None,
-             with_student: bool = True, directory: Path | None = None, stage1_only: bool = False) -> FilterModels:
+             with_student: bool = True, directory: Path | None = None, stage1_only: bool = False,
+             student_preference: str | None = None) -> FilterModels:
         """Verify the manifest (checksums, spec and encoder fingerprints), then load probe, router, calibration,
         prefilter and — when present and wanted — the student. `with_student=False` only skips LOADING it (a
         process that never runs Stage 2): escalation still follows the artifacts."""
@@ -100,7 +101,8 @@ class FilterModels:
         has_student = student_in_artifacts(directory, manifest)
         listed = manifest.get("files") if isinstance(manifest.get("files"), dict) else None
         wanted = with_student and has_student and not stage1_only
-        chosen = student_dir(directory, device, listed=listed) if wanted else None  # Gemma on CUDA, else MiniLM
+        # Gemma on CUDA, else MiniLM, unless the worker's settings name one (models/student_select.py)
+        chosen = student_dir(directory, device, student_preference, listed=listed) if wanted else None
         if chosen is not None:
             student = Student.load(chosen[1], device=device)
             student.name = chosen[0]  # which student serves: Result.student
@@ -167,7 +169,8 @@ class Pipeline:
     @classmethod
     def load(cls, filters: Sequence[str] | None = None, *, device: str | None = None, with_student: bool = True,
              encoder: Encoder | None = None, commerce: bool = True, stage1_only: bool = False,
-             limits: PayloadLimits | None = None, dedupe_size: int = 100_000) -> Pipeline:
+             limits: PayloadLimits | None = None, dedupe_size: int = 100_000,
+             student_preference: str | None = None) -> Pipeline:
         """Load named filters (name, name/vN or path) or, with None, every shipped filter whose artifacts exist.
 
         `with_student=False` skips loading students (a worker without the stage2 role) but NOT escalation, which
@@ -200,6 +203,7 @@ class Pipeline:
                                     "them on one model so each article is embedded once")
             encoder = Encoder.shared(next(iter(model_ids), None))
         models = {s.name: FilterModels.load(s, encoder, device=device, with_student=with_student,
+                                              student_preference=student_preference,
                                             stage1_only=stage1_only) for s in specs}
         return cls(encoder, models, _commerce_gate(encoder) if commerce else None, limits=limits,
                    dedupe_size=dedupe_size)

@@ -2,14 +2,14 @@
 
 A filter's artifacts may hold several trained students side by side (`artifacts/student/` = MiniLM, the CPU
 student; `artifacts/student-gemma/` = Gemma-3-270M + LoRA, a GPU student at ~1.5 articles/s on two CPU cores).
-`choose_student` is the pure decision; `student_dir` applies it to a folder. Setting: `DISTILLERY_STUDENT`
+`choose_student` is the pure decision; `student_dir` applies it to a folder. Setting: `DISTILLERY_STUDENT` (read by the
+worker's settings tree, `streams/settings.py`, and passed in as `preference`)
 (`auto`, the default, or a student name such as `gemma` / `minilm`).
 """
 
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Collection, Iterable
 from pathlib import Path
 
@@ -76,7 +76,7 @@ def trained_students(artifacts: Path, listed: Collection[str] | None = None) -> 
 
 def student_dir(artifacts: Path, device: str | None = None, preference: str | None = None,
                 listed: Collection[str] | None = None) -> tuple[str, Path] | None:
-    """(name, folder) of the student this worker serves for one filter, or None (preference: env, else auto)."""
-    pref = preference if preference is not None else os.environ.get(STUDENT_ENV, AUTO)
+    """(name, folder) of the student this worker serves for one filter, or None (preference: a name, else auto)."""
+    pref = preference or AUTO
     name = choose_student(trained_students(artifacts, listed), is_gpu(device), pref)
     return (name, artifacts / STUDENT_DIRS[name]) if name else None

@@ -38,7 +38,7 @@ def load_pipeline(settings: Settings, filters: Sequence[str] | None, with_studen
     from models.pipeline import Pipeline  # lazy: torch and scikit-learn; `distillery worker --help` imports this module
 
     return Pipeline.load(filters, device=settings.device or None, with_student=with_student, limits=limits,
-                         dedupe_size=settings.dedupe_size)
+                         dedupe_size=settings.dedupe_size, student_preference=settings.student)
 
 
 WARM_UP_TEXT = (

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from models.student_select import StudentChoiceError, choose_student, student_dir, trained_students
+from streams.settings import Settings
 
 
 @pytest.mark.parametrize(("available", "gpu", "expected"), [
@@ -31,17 +32,16 @@ def test_a_named_student_that_is_not_trained_is_an_error_naming_both() -> None:
         choose_student(["minilm"], gpu=True, preference="gemma")
 
 
-def test_student_dir_reads_the_artifacts_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_student_dir_reads_the_artifacts_folder(tmp_path: Path) -> None:
     for sub in ("student", "student-gemma"):
         (tmp_path / sub).mkdir()
         (tmp_path / sub / "student.json").write_text("{}")
     (tmp_path / "student-other").mkdir()
     assert trained_students(tmp_path) == ["minilm", "gemma"]
-    monkeypatch.delenv("DISTILLERY_STUDENT", raising=False)
     assert student_dir(tmp_path, device="cuda:0") == ("gemma", tmp_path / "student-gemma")
     assert student_dir(tmp_path, device="cpu") == ("minilm", tmp_path / "student")
-    monkeypatch.setenv("DISTILLERY_STUDENT", "gemma")
-    assert student_dir(tmp_path, device="cpu") == ("gemma", tmp_path / "student-gemma")
+    preference = Settings.from_env({"DISTILLERY_STUDENT": "gemma"}).student  # the worker's settings tree
+    assert student_dir(tmp_path, device="cpu", preference=preference) == ("gemma", tmp_path / "student-gemma")
     assert student_dir(tmp_path / "nothing", device="cpu", preference="auto") is None
 
 
