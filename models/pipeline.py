@@ -203,8 +203,8 @@ class Pipeline:
                                     "them on one model so each article is embedded once")
             encoder = Encoder.shared(next(iter(model_ids), None))
         models = {s.name: FilterModels.load(s, encoder, device=device, with_student=with_student,
-                                              student_preference=student_preference,
-                                            stage1_only=stage1_only) for s in specs}
+                                            student_preference=student_preference, stage1_only=stage1_only)
+                  for s in specs}
         return cls(encoder, models, _commerce_gate(encoder) if commerce else None, limits=limits,
                    dedupe_size=dedupe_size)
 
