@@ -3,8 +3,9 @@
 Usage: python bench/per_language_report.py --filter seece --data /work/shared/data/seece_energy_tech.jsonl
 Same split (seed 42), same objects and sections as `distillery train-step evaluate` (probe, Stage 1 as served,
 student, hybrid as served), once for all test rows and once per language with at least --min-rows rows; plus each
-language's train-mean predictor. Writes filters/<name>/v<N>/artifacts/test_report_by_language.json (not in the
-manifest: a report, not an artifact the pipeline loads) and prints a table.
+language's train-mean predictor. Writes filters/<name>/v<N>/artifacts/test_report_by_language.json and prints a
+table. The manifest checksums every file of the folder, so re-list it afterwards: `distillery train-step split`
+then `train-step evaluate` (which re-ties reference.json to the new manifest).
 """
 
 from __future__ import annotations

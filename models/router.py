@@ -143,8 +143,7 @@ class Router:
                 assert self.bank is not None and self.bank_wa is not None
                 meta["bank"] = BANK_STEM
                 bank_path = directory / f"{BANK_STEM}.safetensors"
-                save_file({"bank": self.bank.astype(np.float16), "bank_wa": self.bank_wa.astype(np.float16)},
-                          str(bank_path))
+                save_file({**pack_bank(self.bank), "bank_wa": self.bank_wa.astype(np.float16)}, str(bank_path))
                 paths.append(bank_path)
             if self.kind == "ensemble":
                 assert self.cdf_p is not None and self.cdf_knn is not None
@@ -161,7 +160,7 @@ class Router:
         if meta["kind"] != "wa_threshold":
             t = load_file(str(directory / f"{stem}.safetensors"))
         if meta.get("bank"):
-            t |= load_file(str(directory / f"{meta['bank']}.safetensors"))
+            t |= unpack_bank(load_file(str(directory / f"{meta['bank']}.safetensors")))
         return cls(meta["kind"], float(meta["threshold"]), float(meta["protected_threshold"]), t.get("coef"),
                    float(meta.get("intercept", 0.0)), meta.get("metrics", {}), t.get("bank"), t.get("bank_wa"),
                    t.get("cdf_p"), t.get("cdf_knn"))
@@ -180,3 +179,27 @@ def route_statistic(router: Router, probe: Any, embeddings: np.ndarray, probe_sc
 def normalise(embeddings: np.ndarray) -> np.ndarray:
     e = np.asarray(embeddings, dtype=np.float32)
     return e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12)
+
+
+def quantise_bank(bank: np.ndarray) -> np.ndarray:
+    """The kNN bank as it is stored and served: int8 codes times a power-of-two row scale (a quarter of float32, half
+    of float16: a 512-d bank of ~5k articles is ~2.7 MB), as float16. Fitting uses this array; saving and loading it
+    gives it back bit for bit (power-of-two scales make the round trip exact), so serving sees what fitting saw."""
+    return unpack_bank(pack_bank(bank))["bank"]
+
+
+def pack_bank(bank: np.ndarray) -> dict[str, np.ndarray]:
+    """Tensors of a bank for safetensors: int8 codes + float32 power-of-two row scales (`quantise_bank`)."""
+    b = np.asarray(bank, dtype=np.float32)
+    top = np.maximum(np.abs(b).max(axis=1), 2.0**-20)
+    scale = np.exp2(np.ceil(np.log2(top / 127.0))).astype(np.float32)
+    return {"bank_q": np.clip(np.rint(b / scale[:, None]), -127, 127).astype(np.int8), "bank_scale": scale}
+
+
+def unpack_bank(tensors: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Inverse of `pack_bank` (float16 `bank`); files written before the int8 format hold `bank` itself."""
+    if "bank_q" not in tensors:
+        return tensors
+    out = {k: v for k, v in tensors.items() if k not in ("bank_q", "bank_scale")}
+    out["bank"] = (tensors["bank_q"].astype(np.float32) * tensors["bank_scale"][:, None]).astype(np.float16)
+    return out

@@ -17,7 +17,16 @@ from sklearn.model_selection import StratifiedKFold
 from filters.postfilter import weighted_averages
 from models.evaluation.curve import route_stats
 from models.probe import Probe
-from models.router import KNN_STATS, Router, RouterError, knn_features, knn_max_wa, normalise, router_features
+from models.router import (
+    KNN_STATS,
+    Router,
+    RouterError,
+    knn_features,
+    knn_max_wa,
+    normalise,
+    quantise_bank,
+    router_features,
+)
 
 
 def choose_operating_point(scores: np.ndarray, positive: np.ndarray, max_fn: float) -> float:
@@ -124,7 +133,7 @@ def select_router(probe: Probe, weights: list[float], protected: float, max_fn: 
     clf = Router("classifier", 0.0, protected, coef, b)
     clf_pool = np.concatenate([1 / (1 + np.exp(-oof_logit)), clf.statistic(f_va, None)])
     clf = clf.with_threshold(choose_operating_point(clf_pool, pool_pos, target))
-    ens = Router("ensemble", 0.0, protected, coef, b, bank=normalise(emb_train).astype(np.float16),
+    ens = Router("ensemble", 0.0, protected, coef, b, bank=quantise_bank(normalise(emb_train)),
                  bank_wa=wa_train.astype(np.float16), cdf_p=empirical_cdf(oof_logit), cdf_knn=empirical_cdf(oof_knn))
     ens_pool = np.concatenate([ens.ensemble_statistic(oof_logit, oof_knn), ens.statistic(f_va, None, emb_val)])
     ens = ens.with_threshold(choose_operating_point(ens_pool, pool_pos, target))

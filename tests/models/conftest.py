@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from model_helpers import synthetic_rows, write_jsonl, write_spec
 
-from models.embedding import Encoder, hashing_encoder
+from models.embedding import MINILM_MODEL_ID, Encoder, hashing_encoder
 
 
 @pytest.fixture(scope="session")
@@ -50,5 +50,5 @@ def trained(tmp_path_factory, fake_encoder, spec_data):
 
 @pytest.fixture(scope="session")
 def minilm() -> Encoder:
-    """The real bundled MiniLM, loaded once per session (slow tests only)."""
-    return Encoder.shared()
+    """The real bundled MiniLM (by id: no longer the default embedding), loaded once per session (slow tests only)."""
+    return Encoder.shared(MINILM_MODEL_ID)

