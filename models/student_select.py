@@ -33,7 +33,7 @@ def is_gpu(device: str | None) -> bool:
     if device:
         return device.startswith("cuda")
     try:
-        import torch
+        import torch  # lazy: torch: seconds to import
 
         return bool(torch.cuda.is_available())
     except ImportError:  # pragma: no cover - torch is a core dependency
