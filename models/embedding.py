@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from importlib import metadata
@@ -50,8 +49,10 @@ class SentenceModel(Protocol):
 
 
 def default_model_id() -> str:
-    """The configured model: env `DISTILLERY_EMBEDDING_MODEL`, else the packaged multilingual USE v3."""
-    return os.environ.get(MODEL_ENV) or DEFAULT_MODEL_ID
+    """The shipped shared embedding, the packaged multilingual USE v3. Another one is chosen by passing its id
+    (`Encoder.shared(model)`): the shell reads `DISTILLERY_EMBEDDING_MODEL` from the settings tree; serving takes
+    the id from each filter's manifest."""
+    return DEFAULT_MODEL_ID
 
 
 def is_e5(model_id: str) -> bool:

@@ -51,6 +51,7 @@ ENV_PREFIXES = {
     "retention_ms": "DISTILLERY_RETENTION_MS",
     "pipeline_factory": "DISTILLERY_PIPELINE_FACTORY",
     "student": "DISTILLERY_STUDENT",
+    "embedding_model": "DISTILLERY_EMBEDDING_MODEL",
 }
 # nested groups: field `faust.session_timeout` <- DISTILLERY_FAUST_SESSION_TIMEOUT, and so on
 GROUP_PREFIXES = {
@@ -199,6 +200,7 @@ class Settings(BaseModel):
     max_article_bytes: int = Field(default=512 * 1024, ge=1024)  # larger input messages go to the DLQ (too_large)
     max_json_depth: int = Field(default=32, ge=2, le=200)  # deeper input JSON -> DLQ (too_deep); orjson writes < 255
     max_record_bytes: int = Field(default=1_000_000, ge=10_000)  # the producer's limit; larger outputs are DLQ'd
+    embedding_model: str = ""  # the shared embedding to TRAIN on; empty = models.embedding.DEFAULT_MODEL_ID
     student: str = "auto"  # the Stage-2 student: auto (Gemma on CUDA, MiniLM on CPU) or a name (models/student_select)
     pipeline_factory: str = ""  # "module:callable" replacing models.pipeline.Pipeline.load (tests)
     faust: FaustTuning = Field(default_factory=FaustTuning)

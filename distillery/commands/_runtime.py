@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from models.embedding import Encoder
 from streams.settings import Settings
 
 
@@ -12,3 +13,9 @@ def model_runtime() -> None:
     DISTILLERY_THREADS_TORCH torch threads) and INFO logging."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     Settings.from_env().threads.apply()
+
+
+def shared_encoder() -> Encoder:
+    """The shared embedding to train or screen with: DISTILLERY_EMBEDDING_MODEL from the settings tree, else the
+    shipped default (serving never asks: each filter's manifest names its encoder)."""
+    return Encoder.shared(Settings.from_env().embedding_model or None)

@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from distillery.commands._io import read_jsonl, topic_rows
+from distillery.commands._runtime import shared_encoder
 from distillery.errors import fail
 from filters.spec import resolve_spec
 from models.active import SelectConfig, parse_split, screen, select, with_articles
@@ -66,7 +67,8 @@ def active_screen(
 ) -> None:
     """Rank a corpus by cosine similarity to the centroid of seed positives (embedding screening)."""
     done = {str(r.get("id")) for path in exclude for r in read_jsonl(path)}
-    ranked = screen(read_jsonl(seeds), read_jsonl(corpus), top_k, encoder=Encoder.shared(model), progress=progress,
+    encoder = Encoder.shared(model) if model else shared_encoder()
+    ranked = screen(read_jsonl(seeds), read_jsonl(corpus), top_k, encoder=encoder, progress=progress,
                     exclude=done)
     rows = [{**a, "screen": {"cosine": round(sim, 5), "rank": i + 1}} for i, (a, sim) in enumerate(ranked)]
     write_rows(out, rows)

@@ -12,7 +12,7 @@ from rich.table import Table
 from tqdm import tqdm
 
 from distillery.commands._console import console
-from distillery.commands._runtime import model_runtime
+from distillery.commands._runtime import model_runtime, shared_encoder
 from distillery.errors import fail
 from filters.commerce import CommerceFilter, CommerceRules
 from filters.prefilter import Prefilter
@@ -42,10 +42,8 @@ def _commerce_decider(rows: list[dict[str, Any]], use_head: bool, data: Path) ->
     if head is None:
         return (lambda row, i: gate.decide(row, None)), info
 
-    from models.embedding import Encoder  # lazy: sentence-transformers and torch
-
     model_runtime()
-    probabilities = head.probabilities(Encoder.shared().encode(rows, progress=True))
+    probabilities = head.probabilities(shared_encoder().encode(rows, progress=True))
     info.update(head=True, threshold=gate.threshold)
     trained_on = str(getattr(head, "metrics", {}).get("data", ""))
     if trained_on and Path(trained_on).resolve() == data.resolve():

@@ -8,10 +8,9 @@ from pathlib import Path
 import numpy as np
 import typer
 
-from distillery.commands._runtime import model_runtime
+from distillery.commands._runtime import model_runtime, shared_encoder
 from distillery.errors import fail
 from filters.spec import resolve_spec
-from models.embedding import Encoder
 from models.training.cache import EmbeddingCache
 from models.training.data import load_rows, to_article
 from models.training.step_names import STEPS
@@ -31,7 +30,7 @@ def _run(filter_ref: str, data: Path, out: Path | None, steps: tuple[str, ...], 
     overrides = {k: v for k, v in (("epochs", student_epochs), ("max_tokens", student_max_tokens)) if v is not None}
     options = TrainOptions(train_student=not keep_student, student_overrides=overrides)
     try:
-        run = TrainRun(spec, data, out, options=options)
+        run = TrainRun(spec, data, out, encoder=shared_encoder(), options=options)
         for step in steps:
             typer.echo(f"== {spec.key}: {step}")
             metrics = getattr(run, f"step_{step}")()
@@ -81,7 +80,7 @@ def train_commerce(
     model_runtime()
     from models.commerce_head import DEFAULT_DIR, train_commerce_head  # lazy: scikit-learn
 
-    enc = Encoder.shared()
+    enc = shared_encoder()
     x = EmbeddingCache(enc).embed([to_article(r) for r in rows])
     head = train_commerce_head(x, np.array([int(r["label"]) for r in rows]), enc.fingerprint())
     head.metrics["data"] = str(data)

@@ -7,6 +7,7 @@ import pytest
 
 from models import embedding
 from models.embedding import Encoder, HashingModel, recipe_for
+from streams.settings import Settings
 
 
 def test_shared_loads_each_model_once(monkeypatch):
@@ -31,11 +32,10 @@ def test_shared_loads_each_model_once(monkeypatch):
         Encoder.forget("other-model")
 
 
-def test_default_model_from_env(monkeypatch):
+def test_default_model_and_the_configured_one(monkeypatch):
     monkeypatch.setenv("DISTILLERY_EMBEDDING_MODEL", "/models/my-e5-base")
-    assert embedding.default_model_id() == "/models/my-e5-base"
-    monkeypatch.delenv("DISTILLERY_EMBEDDING_MODEL")
-    assert embedding.default_model_id() == "use-multilingual-v3"
+    assert embedding.default_model_id() == "use-multilingual-v3"  # library code reads no environment
+    assert Settings.from_env().embedding_model == "/models/my-e5-base"  # the shell's settings tree does
     assert recipe_for("intfloat/multilingual-e5-small").prefix == "passage: "
 
 
