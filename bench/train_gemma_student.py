@@ -37,17 +37,12 @@ sys.path.insert(0, str(ROOT))
 from filters.spec import resolve_spec  # noqa: E402
 from models.gemma_gguf import GEMMA_ID, prepare  # noqa: E402
 from models.student import Student, StudentConfig, mae_report, train_student  # noqa: E402
-from models.training.data import Dataset, load_dataset  # noqa: E402
+from models.training.data import load_dataset  # noqa: E402
 from models.training.split import split_dataset  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 
 
-def rows_of(data: Dataset) -> list[dict[str, Any]]:
-    """Dataset → student rows: the cleaned article plus its `scores` mapping."""
-    dims = data.dimension_names
-    return [{**a, "scores": dict(zip(dims, map(float, y), strict=True))}
-            for a, y in zip(data.articles, data.labels, strict=True)]
 
 
 def by_language(pred: np.ndarray, y: np.ndarray, rows: list[dict[str, Any]], dims: list[str],
@@ -105,7 +100,7 @@ def score_minilm(args: argparse.Namespace) -> None:
     spec = resolve_spec(args.filter)
     data = load_dataset(args.data, spec)
     split = split_dataset(data, spec.weights, seed=42)
-    test = rows_of(data.subset(split.test))
+    test = data.subset(split.test).student_rows()
     started = time.perf_counter()
     pred = Student.load(args.minilm).predict(test, batch_size=32)
     report = {"student": args.minilm, "test": by_language(pred, data.labels[split.test], test, spec.dimension_names,
@@ -169,7 +164,7 @@ def main() -> None:
         idx = {k: np.sort(rng.choice(v, size=min(n, len(v)), replace=False))
                for (k, v), n in zip(idx.items(), (args.pilot, 64, 64), strict=True)}
         args.bench_batch_sizes, args.bench_articles = "1,8", 16
-    train, val, test = (rows_of(data.subset(i)) for i in (idx["train"], idx["val"], idx["test"]))
+    train, val, test = (data.subset(i).student_rows() for i in (idx["train"], idx["val"], idx["test"]))
     y_test = data.subset(idx["test"]).labels
     dims, weights = spec.dimension_names, spec.weights
     print(f"split: train {len(train)}, val {len(val)}, test {len(test)}", flush=True)

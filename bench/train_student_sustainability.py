@@ -18,7 +18,6 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -32,18 +31,13 @@ from filters.spec import resolve_spec  # noqa: E402
 from models.metrics import mae_report  # noqa: E402
 from models.student.config import StudentConfig  # noqa: E402
 from models.student.model import Student  # noqa: E402
-from models.training.data import Dataset, load_dataset  # noqa: E402
+from models.training.data import load_dataset  # noqa: E402
 from models.training.split import split_dataset  # noqa: E402
 from models.training.student import train_student  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 
 
-def rows_of(data: Dataset) -> list[dict[str, Any]]:
-    """Dataset → student rows: the cleaned article plus its `scores` mapping."""
-    dims = data.dimension_names
-    return [{**a, "scores": dict(zip(dims, map(float, y), strict=True))} for a, y in zip(data.articles, data.labels,
-                                                                                           strict=True)]
 
 
 def main() -> None:
@@ -74,7 +68,7 @@ def main() -> None:
     spec = resolve_spec(args.filter)
     data = load_dataset(args.data, spec)
     split = split_dataset(data, spec.weights, seed=42)
-    train, val, test = (rows_of(data.subset(idx)) for idx in (split.train, split.val, split.test))
+    train, val, test = (data.subset(idx).student_rows() for idx in (split.train, split.val, split.test))
     print(f"split: train {len(train)}, val {len(val)}, test {len(test)} (data sha256 {data.data_hash[:12]})")
     config = StudentConfig(
         max_tokens=args.max_tokens, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,

@@ -52,6 +52,12 @@ class Dataset:
     def ids(self) -> list[str]:
         return [a["id"] for a in self.articles]
 
+    def student_rows(self) -> list[dict[str, Any]]:
+        """Rows for the student API: the cleaned article plus its `{dimension: score}` labels."""
+        dims = self.dimension_names
+        return [{**a, "scores": dict(zip(dims, map(float, y), strict=True))}
+                for a, y in zip(self.articles, self.labels, strict=True)]
+
 
 def load_rows(path: str | Path) -> list[dict[str, Any]]:
     """Read a JSONL file of objects; errors name the file and the line."""

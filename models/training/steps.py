@@ -126,9 +126,7 @@ class TrainRun:
 
     def rows(self, idx: np.ndarray) -> list[dict[str, Any]]:
         """Data rows for the student API: article fields + `scores`."""
-        dims = self.spec.dimension_names
-        return [{**self.data.articles[i], "scores": dict(zip(dims, map(float, self.data.labels[i]), strict=True))}
-                for i in idx]
+        return self.data.subset(idx).student_rows()
 
     def articles(self, idx: np.ndarray) -> list[dict[str, Any]]:
         return [self.data.articles[i] for i in idx]
