@@ -14,6 +14,7 @@ from pathlib import Path
 
 import orjson
 
+from distillery.demo import Outcomes
 from streams.clients import Message, produce_lines, read_topics
 from streams.settings import Settings
 from streams.topics import Topics
@@ -87,6 +88,20 @@ def collect(settings: Settings, filters: Sequence[str], done, max_time: float = 
     topics = Topics(settings.topic_prefix)
     names = [topics.dlq, topics.blocked] + [topics.scores(f) for f in filters]
     return asyncio.run(read_topics(settings, names, until=done, idle_timeout=0, max_time=max_time))
+
+
+def stream_samples(settings: Settings, lines: list[bytes], filters: list[str], max_time: float) -> tuple[Outcomes,
+                                                                                                      list[Message]]:
+    """Produce `lines` and read the result, blocked and DLQ topics until every line is accounted for (as the demo
+    checks it) or `max_time` passes: (outcomes, messages)."""
+    produce(settings, lines)
+    outcomes = Outcomes(lines, filters)
+
+    def done(messages: list[Message]) -> bool:
+        outcomes.add(messages)
+        return outcomes.complete()
+
+    return outcomes, collect(settings, filters, done, max_time=max_time)
 
 
 def decoded(messages: Sequence[Message]) -> list[dict]:

@@ -1,11 +1,11 @@
-"""The real pipeline (MiniLM, probes, routers, students) end to end through Kafka, checked against score_batch."""
+"""The real pipeline (embedding, probes, routers, students) end to end through Kafka, checked against score_batch."""
 
 from __future__ import annotations
 
 import pytest
-from stream_helpers import collect, decoded, produce
+from stream_helpers import decoded, stream_samples
 
-from distillery.demo import SAMPLES, Outcomes
+from distillery.demo import SAMPLES
 from streams.clients import read_lines
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow, pytest.mark.timeout(300)]
@@ -27,14 +27,7 @@ def test_stream_results_equal_in_process_score_batch(settings, start_worker, pip
     refs = ",".join(spec.key for spec in pipeline.specs.values())  # name/vN: the versions the test loaded
     worker = start_worker(fake=False, filters=refs)
     worker.wait_ready(180)
-    produce(settings, lines)
-    outcomes = Outcomes(lines, filters)
-
-    def done(messages) -> bool:
-        outcomes.add(messages)
-        return outcomes.complete()
-
-    messages = collect(settings, filters, done, max_time=240)
+    outcomes, messages = stream_samples(settings, lines, filters, max_time=240)
     assert outcomes.complete(), f"stream incomplete; worker log:\n{worker.log()[-3000:]}"
     results = [r for r in decoded(messages) if r["kind"] == "result"]
     keys = [f"{r['article_id']}:{r['filter']}:{r['filter_version']}" for r in results]

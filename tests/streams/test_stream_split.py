@@ -7,9 +7,9 @@ from collections import Counter
 
 import pytest
 from fake_pipeline import FakePipeline
-from stream_helpers import article, collect, decoded, produce
+from stream_helpers import article, collect, decoded, produce, stream_samples
 
-from distillery.demo import SAMPLES, Outcomes
+from distillery.demo import SAMPLES
 from streams.clients import read_lines
 
 pytestmark = [pytest.mark.broker, pytest.mark.timeout(420)]
@@ -76,14 +76,7 @@ def test_real_pipeline_prefilter_probe_and_stage2_workers_equal_score_batch(sett
     gpu = start_worker(fake=False, roles="stage2", filters=refs)
     cpu.wait_ready(240)
     gpu.wait_ready(240)
-    produce(settings, lines)
-    outcomes = Outcomes(lines, filters)
-
-    def done(messages) -> bool:
-        outcomes.add(messages)
-        return outcomes.complete()
-
-    messages = collect(settings, filters, done, max_time=300)
+    outcomes, messages = stream_samples(settings, lines, filters, max_time=300)
     assert outcomes.complete(), f"stream incomplete; logs:\n{cpu.log()[-2000:]}\n{gpu.log()[-2000:]}"
     stream = _by_key([r for r in decoded(messages) if r["kind"] == "result"])
     expected, rejected = pipeline.score_batch(lines)  # the same dedupe decision as the stream
