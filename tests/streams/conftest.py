@@ -31,3 +31,14 @@ def start_worker(settings: Settings, tmp_path: Path):
     yield start
     for worker in workers:
         worker.stop()
+
+
+@pytest.fixture(scope="module")
+def pipeline():
+    """The real shipped pipeline (every trained filter, students loaded): what `score_batch` compares the stream to."""
+    from models.pipeline import Pipeline, PipelineError  # lazy: torch; only the real-pipeline stream tests need it
+
+    try:
+        return Pipeline.load(None, with_student=True)
+    except PipelineError as err:
+        pytest.skip(f"no trained filter to stream with: {err}")

@@ -11,16 +11,6 @@ from streams.clients import read_lines
 pytestmark = [pytest.mark.broker, pytest.mark.slow, pytest.mark.timeout(300)]
 
 
-@pytest.fixture(scope="module")
-def pipeline():
-    from models.pipeline import Pipeline, PipelineError
-
-    try:
-        return Pipeline.load(None, with_student=True)
-    except PipelineError as err:
-        pytest.skip(f"no trained filter to stream with: {err}")
-
-
 def test_stream_results_equal_in_process_score_batch(settings, start_worker, pipeline):
     lines = read_lines(SAMPLES)
     filters = sorted(pipeline.specs)

@@ -56,16 +56,6 @@ def test_fake_pipeline_roles_split_over_three_workers_equal_score_batch(settings
     assert all(w.process.poll() is None for w in workers)
 
 
-@pytest.fixture(scope="module")
-def pipeline():
-    from models.pipeline import Pipeline, PipelineError
-
-    try:
-        return Pipeline.load(None, with_student=True)
-    except PipelineError as err:
-        pytest.skip(f"no trained filter to stream with: {err}")
-
-
 @pytest.mark.slow
 def test_real_pipeline_prefilter_probe_and_stage2_workers_equal_score_batch(settings, start_worker, pipeline):
     lines = read_lines(SAMPLES)
