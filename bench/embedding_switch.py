@@ -32,8 +32,9 @@ from filters.commerce import CommerceFilter, CommerceRules  # noqa: E402
 from filters.spec import resolve_served  # noqa: E402
 from models.commerce_head import CommerceHead  # noqa: E402
 from models.embedding import MINILM_MODEL_ID, Encoder  # noqa: E402
+from models.filter_models import FilterModels  # noqa: E402
 from models.metrics import mae, per_dimension_mae, wa_mae  # noqa: E402
-from models.pipeline import FilterModels, Pipeline  # noqa: E402
+from models.pipeline import Pipeline  # noqa: E402
 from models.records import Prepared  # noqa: E402
 from models.training.data import load_dataset  # noqa: E402
 from models.training.split import split_dataset  # noqa: E402

@@ -24,7 +24,8 @@ sys.path.insert(0, str(ROOT))
 from filters.spec import resolve_served  # noqa: E402
 from models.embedding import Encoder  # noqa: E402
 from models.evaluation.report import evaluate  # noqa: E402
-from models.pipeline import FilterModels, Pipeline  # noqa: E402
+from models.filter_models import FilterModels  # noqa: E402
+from models.pipeline import Pipeline  # noqa: E402
 from models.training.data import load_dataset  # noqa: E402
 from models.training.split import split_dataset  # noqa: E402
 

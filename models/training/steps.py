@@ -23,8 +23,9 @@ from models.evaluation.reference import build_reference
 from models.evaluation.report import evaluate
 from models.evaluation.routing import measure_costs, router_curves
 from models.evaluation.system import evaluate_system, plot_confusion
+from models.filter_models import FilterModels, commerce_gate
 from models.metrics import mae, wa_mae
-from models.pipeline import FilterModels, Pipeline, _commerce_gate
+from models.pipeline import Pipeline
 from models.probe import Probe, ProbeConfig, train_probe
 from models.router import Router
 from models.router_fit import RouterOptions, select_router
@@ -344,7 +345,7 @@ class TrainRun:
         fm = FilterModels.load(self.spec, self.encoder, directory=self.out_dir)
         gate: CommerceGate | None
         try:
-            gate = _commerce_gate(self.encoder)
+            gate = commerce_gate(self.encoder)
         except ArtifactError as err:  # a commerce head trained on another encoder: evaluate without the gate
             log.warning("system evaluation without the commerce gate: %s", err)
             gate = None

@@ -10,7 +10,7 @@ from model_helpers import write_spec
 from filters.spec import load_spec
 from models.artifacts import MANIFEST, ArtifactError, verify_artifacts
 from models.embedding import hashing_encoder
-from models.pipeline import FilterModels
+from models.filter_models import FilterModels
 
 
 @pytest.fixture

@@ -14,7 +14,8 @@ from filters.spec import parse_spec
 from models.batch import BatchError, done_keys, read_input, rejections_path, score_file
 from models.calibration import Calibration
 from models.embedding import hashing_encoder
-from models.pipeline import FilterModels, Pipeline
+from models.filter_models import FilterModels
+from models.pipeline import Pipeline
 from models.probe import MLP, Probe, ProbeConfig
 from models.router import Router
 

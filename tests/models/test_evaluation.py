@@ -9,8 +9,9 @@ import pytest
 from model_helpers import FakeStudent, synthetic_rows, write_jsonl
 
 from models.evaluation.report import evaluate, to_markdown
+from models.filter_models import FilterModels
 from models.metrics import bootstrap_ci, regression_metrics
-from models.pipeline import FilterModels, Pipeline
+from models.pipeline import Pipeline
 from models.training.data import load_dataset
 
 SECTION_KEYS = {"mae", "rmse", "wa_mae", "per_dimension", "tier_accuracy", "spearman_wa", "mae_ci95"}

@@ -7,7 +7,8 @@ import orjson
 import pytest
 from model_helpers import GOOD, FakeStudent
 
-from models.pipeline import Deduper, FilterModels, Pipeline, PipelineError
+from models.filter_models import FilterModels
+from models.pipeline import Deduper, Pipeline, PipelineError
 from models.records import Prepared, Rejection, Result, Stage2Request
 
 
@@ -156,15 +157,15 @@ def test_rejection_record_keeps_payload(pipeline):
 def test_commerce_head_from_another_encoder_is_refused(monkeypatch, fake_encoder):
     import models.commerce_head as ch
     from models.artifacts import ArtifactError
-    from models.pipeline import _commerce_gate
+    from models.filter_models import commerce_gate
 
     head = ch.CommerceHead(np.zeros(64), np.ones(64), np.zeros(64), 0.0, 0.5, {"model_id": "all-MiniLM-L6-v2",
                                                                                   "dimension": 384})
     monkeypatch.setattr(ch, "load_default", lambda: head)
     with pytest.raises(ArtifactError, match="model_id='all-MiniLM-L6-v2'.*train-commerce"):
-        _commerce_gate(fake_encoder)
+        commerce_gate(fake_encoder)
     head.embedding = fake_encoder.fingerprint()
-    gate = _commerce_gate(fake_encoder)
+    gate = commerce_gate(fake_encoder)
     assert gate.head is head and gate.threshold == 0.5
 
 

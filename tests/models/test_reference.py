@@ -11,7 +11,8 @@ from filters.postfilter import postfilter
 from models.artifacts import MANIFEST, verify_artifacts
 from models.calibration import Calibration
 from models.evaluation.reference import build_reference
-from models.pipeline import FilterModels, Pipeline
+from models.filter_models import FilterModels
+from models.pipeline import Pipeline
 from models.probe import Probe
 from models.records import Result
 from models.training.steps import REFERENCE

@@ -73,7 +73,8 @@ def test_stage2_results_say_which_student_scored_them(tiny_spec_data, tmp_path: 
     from filters.spec import parse_spec
     from models.calibration import Calibration
     from models.embedding import hashing_encoder
-    from models.pipeline import FilterModels, Pipeline
+    from models.filter_models import FilterModels
+    from models.pipeline import Pipeline
     from models.probe import MLP, Probe, ProbeConfig
     from models.router import Router
 

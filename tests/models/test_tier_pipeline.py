@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from model_helpers import GOOD, FakeStudent
 
-from models.pipeline import FilterModels, Pipeline
+from models.filter_models import FilterModels
+from models.pipeline import Pipeline
 from models.records import Prepared, Result, Stage2Request
 from models.tiers import TIERS_JSON, TierModel
 from models.training.steps import TrainRun
