@@ -104,6 +104,18 @@ def stream_samples(settings: Settings, lines: list[bytes], filters: list[str], m
     return outcomes, collect(settings, filters, done, max_time=max_time)
 
 
+def assert_equal_to_batch(stream: dict[str, dict], expected: list) -> None:
+    """Stream results (by key) equal the in-process `score_batch` results: same keys, stage, tier, WA and scores
+    (to 1e-4: float noise between batch sizes)."""
+    assert set(stream) == {e.key for e in expected}
+    for e in expected:
+        got = stream[e.key]
+        assert (got["stage"], got["tier"]) == (e.stage, e.tier), e.key
+        assert abs(got["weighted_average"] - e.weighted_average) <= 1e-4, e.key
+        assert set(got["scores"]) == set(e.scores), e.key
+        assert all(abs(got["scores"][d] - v) <= 1e-4 for d, v in e.scores.items()), e.key
+
+
 def decoded(messages: Sequence[Message]) -> list[dict]:
     return [orjson.loads(m.value) for m in messages]
 

@@ -7,7 +7,7 @@ from collections import Counter
 
 import pytest
 from fake_pipeline import FakePipeline
-from stream_helpers import article, collect, decoded, produce, stream_samples
+from stream_helpers import article, assert_equal_to_batch, collect, decoded, produce, stream_samples
 
 from distillery.demo import SAMPLES
 from streams.clients import read_lines
@@ -19,15 +19,6 @@ def _by_key(results: list[dict]) -> dict[str, dict]:
     keys = [f"{r['article_id']}:{r['filter']}:{r['filter_version']}" for r in results]
     assert len(keys) == len(set(keys)), "without a crash every result is published once"
     return dict(zip(keys, results, strict=True))
-
-
-def _assert_equal_to_batch(stream: dict[str, dict], expected: list) -> None:
-    assert set(stream) == {e.key for e in expected}
-    for e in expected:
-        got = stream[e.key]
-        assert (got["stage"], got["tier"]) == (e.stage, e.tier), e.key
-        assert got["weighted_average"] == pytest.approx(e.weighted_average, abs=1e-4), e.key
-        assert got["scores"] == pytest.approx(e.scores, abs=1e-4), e.key
 
 
 def test_fake_pipeline_roles_split_over_three_workers_equal_score_batch(settings, start_worker):
@@ -48,7 +39,7 @@ def test_fake_pipeline_roles_split_over_three_workers_equal_score_batch(settings
     bodies = decoded(collect(settings, ("alpha", "beta"), done, max_time=120))
     results = [r for r in bodies if r["kind"] == "result"]
     stream = {f"{r['article_id']}:{r['filter']}:{r['filter_version']}": r for r in results}  # f0 is sent twice
-    _assert_equal_to_batch(stream, expected)
+    assert_equal_to_batch(stream, expected)
     assert Counter(r["stage"] for r in stream.values())["stage2"] == 16  # 8 "Deep" articles x 2 filters
     blocked = sorted((b["article_id"], b["reason"]) for b in bodies if b["kind"] == "blocked")
     assert blocked == sorted((r.article_id, r.reason) for r in rejected) == [("c1", "commerce:coupon"),
@@ -70,7 +61,7 @@ def test_real_pipeline_prefilter_probe_and_stage2_workers_equal_score_batch(sett
     assert outcomes.complete(), f"stream incomplete; logs:\n{cpu.log()[-2000:]}\n{gpu.log()[-2000:]}"
     stream = _by_key([r for r in decoded(messages) if r["kind"] == "result"])
     expected, rejected = pipeline.score_batch(lines)  # the same dedupe decision as the stream
-    _assert_equal_to_batch(stream, expected)
+    assert_equal_to_batch(stream, expected)
     stages = Counter(f"{r['filter']}:{r['stage']}" for r in stream.values())
     escalated = {r["article_id"] for r in stream.values() if r["stage"] == "stage2"}
     print(f"\nsplit roles: {len(lines)} lines, {len(escalated)} articles reached Stage 2; stages {dict(stages)}; "
