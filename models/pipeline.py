@@ -266,7 +266,8 @@ class Pipeline:
                 stage, scores = "stage1", fm.calibration.stage1(probe)
             else:
                 raw = fm.student.predict([requests[i].article for i in idx], batch_size=batch_size)
-                stage, scores = "stage2", fm.calibration.stage2(raw, probe)
+                languages = [requests[i].article.get("language") for i in idx]  # absent: the global blend
+                stage, scores = "stage2", fm.calibration.stage2(raw, probe, languages)
             for j, i in enumerate(idx):
                 r = requests[i]
                 out[i] = self._result(fm, r.article, stage, _by_dimension(dims, scores[j]), r.received_at,

@@ -126,12 +126,15 @@ def _student_sections(pipeline: Pipeline, filter_name: str, batch: _Batch, repor
                                          timing)
     report["student"] = regression_metrics(spec, served, ref, n_boot=n_boot, seed=seed)
     report["student"]["blend"] = cal.blend
+    report["student"]["blend_by_language"] = cal.blend_by_language
     report["student_alone"] = regression_metrics(spec, student_raw, ref, n_boot=n_boot, seed=seed)
-    raw = cal.combine(student_raw, batch.probe_scores)
+    languages = [p.article.get("language") for p in batch.prepared]
+    raw = cal.combine(student_raw, batch.probe_scores, languages)
     before = mae(np.clip(raw, 0, 10), ref)
     snapped = bool(cal.snap and any(cal.snap))
     if snapped:  # the same Stage-2 output before rounding to the label grid, for comparison
-        report["student_unsnapped"] = regression_metrics(spec, cal.stage2(student_raw, batch.probe_scores, snap=False),
+        report["student_unsnapped"] = regression_metrics(spec, cal.stage2(student_raw, batch.probe_scores, languages,
+                                                                   snap=False),
                                                          ref, n_boot=n_boot, seed=seed)
     report["calibration"] = {
         "applied": cal.applied or snapped, "mae_before": before,

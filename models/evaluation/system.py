@@ -148,6 +148,8 @@ def system_report(spec: FilterSpec, data: Dataset, served: dict[str, Result | Re
         sc = mask & scored
         return {"n": int(mask.sum()), "n_scored": int(sc.sum()),
                 "mae_scored": float(np.nanmean(err[sc])) if sc.any() else None,
+                "per_dimension_mae_scored": {d: float(np.nanmean(err[sc, j])) if sc.any() else None
+                                             for j, d in enumerate(dims)},
                 "wa_mae_scored": wa_mae(pred[sc], data.labels[sc], spec.weights) if sc.any() else None,
                 "system_wa_mae": float(wa_err[mask].mean()) if mask.any() else None,
                 "needles": int((true_needle & mask).sum()),

@@ -270,10 +270,12 @@ class TrainRun:
             cal.probe_snap = probe_snap if any(probe_snap) else None
             cal.save(self.out_dir)
             return self._record("calibrate", {"applied": False, "note": "no student", "probe_snap": cal.probe_snap})
-        cal = select_calibration(raw, probe, yv, grid, dims, self.spec.weights, self.options.seed)
+        languages = [a.get("language") for a in self.articles(s.val)]
+        cal = select_calibration(raw, probe, yv, grid, dims, self.spec.weights, self.options.seed, languages)
         cal.probe_snap = probe_snap if any(probe_snap) else None
         cal.save(self.out_dir)
-        return self._record("calibrate", {"applied": cal.applied, "blend": cal.blend, "snap": cal.snap,
+        return self._record("calibrate", {"applied": cal.applied, "blend": cal.blend,
+                                          "blend_by_language": cal.blend_by_language, "snap": cal.snap,
                                           "probe_snap": cal.probe_snap, **cal.stats})
 
     def step_tiers(self) -> dict[str, Any]:

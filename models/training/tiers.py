@@ -162,7 +162,8 @@ def fit_tier_model(run: Any, c: float = 0.01) -> tuple[TierModel, dict[str, Any]
     served_val = val_logit.copy()
     routed = np.zeros(len(s.val), dtype=bool)
     if raw is not None:
-        stage2_wa = weighted_averages(cal.stage2(raw, val_scores), w)
+        val_languages = [a.get("language") for a in run.articles(s.val)]
+        stage2_wa = weighted_averages(cal.stage2(raw, val_scores, val_languages), w)
         routed = router.needs_stage2(route_statistic(router, probe, x[s.val], val_scores, w))
         params = np.zeros((len(edges), 3))
         kept = []

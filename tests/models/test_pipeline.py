@@ -233,3 +233,31 @@ def test_duplicates_are_decided_in_prepare_with_a_bounded_reason(pipeline):
     (dup,) = other
     assert isinstance(dup, Rejection) and (dup.kind, dup.reason, dup.code) == ("duplicate", "duplicate", "duplicate")
     assert dup.duplicate_of == "a1" and dup.content_hash == first[0].content_hash
+
+
+def test_stage2_blends_each_request_by_its_article_language(pipeline, trained):
+    from dataclasses import replace
+
+    spec = trained[0]
+    fm = pipeline.filters[spec.name]
+    n = len(spec.dimension_names)
+    before = fm.calibration
+    fm.student = FakeStudent(spec.dimension_names, offset=0.3)
+    fm.calibration = replace(before, applied=False, snap=None, blend=[1.0] * n, blend_by_language={"nl": [0.0] * n})
+    try:
+        arts = [article(1, 8, language="nl"), article(2, 8, language="en"), article(3, 8)]
+        prepared = [p for p in pipeline.prepare(arts) if isinstance(p, Prepared)]
+        requests = [r for r in pipeline.route(prepared, spec.name) if isinstance(r, Stage2Request)]
+        assert [r.article["id"] for r in requests] == ["a1", "a2", "a3"]
+        results = pipeline.stage2(requests)
+        student = fm.student.predict([r.article for r in requests])
+        probe0 = np.clip([requests[0].probe_scores[d] for d in spec.dimension_names], 0, 10)
+        assert np.abs(np.clip(student[0], 0, 10) - probe0).max() > 0.1  # the two sources differ: the test can tell
+        # Dutch: the probe alone (weight 0); English and no language: the global blend (the student alone)
+        assert results[0].scores == pytest.approx({d: min(10.0, max(0.0, requests[0].probe_scores[d]))
+                                                   for d in spec.dimension_names}, abs=1e-5)
+        for res, raw in zip(results[1:], student[1:], strict=True):
+            assert res.scores == pytest.approx(dict(zip(spec.dimension_names, np.clip(raw, 0, 10), strict=True)),
+                                               abs=1e-5)
+    finally:
+        fm.student, fm.calibration = None, before
