@@ -36,9 +36,12 @@ sys.path.insert(0, str(ROOT))
 
 from filters.spec import resolve_spec  # noqa: E402
 from models.gemma_gguf import GEMMA_ID, prepare  # noqa: E402
-from models.student import Student, StudentConfig, mae_report, train_student  # noqa: E402
+from models.metrics import mae_report  # noqa: E402
+from models.student.config import StudentConfig  # noqa: E402
+from models.student.model import Student  # noqa: E402
 from models.training.data import load_dataset  # noqa: E402
 from models.training.split import split_dataset  # noqa: E402
+from models.training.student import train_student  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 SERVING = ["models.pipeline", "models.student", "models.student.model", "models.commerce_head", "filters.prefilter"]
 
@@ -25,10 +27,10 @@ def test_serving_imports_nothing_from_training_or_evaluation():
     assert json.loads(out.stdout.strip().splitlines()[-1]) == []
 
 
-def test_old_student_names_still_resolve_but_lazily():
+def test_student_package_resolves_serving_names_only():
     import models.student as student
 
     assert student.Student.__module__ == "models.student.model"
     assert student.StudentConfig.__module__ == "models.student.config"
-    assert student.train_student.__module__ == "models.training.student"
-    assert student.mae_report.__module__ == "models.metrics"
+    with pytest.raises(AttributeError, match="has no attribute 'train_student'"):
+        _ = student.train_student  # the trainer is models.training.student, never reached through serving
