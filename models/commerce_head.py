@@ -1,4 +1,6 @@
-"""Commerce head: a logistic classifier on the shared embedding, P(article is commerce/promotional)."""
+"""Commerce head: a logistic classifier on the shared embedding, P(article is commerce/promotional).
+
+Serving side only (load, verify, score); its training lives in models/training/commerce.py."""
 
 from __future__ import annotations
 
@@ -9,9 +11,6 @@ from typing import Any
 
 import numpy as np
 from safetensors.numpy import load_file, save_file
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import f1_score, precision_score, recall_score
-from sklearn.model_selection import StratifiedKFold
 
 from filters.timeutil import now_iso
 from models.artifacts import MANIFEST, ArtifactError, sha256_file
@@ -76,71 +75,3 @@ def load_default() -> CommerceHead | None:
     if not (DEFAULT_DIR / MANIFEST).is_file():
         return None
     return CommerceHead.load(DEFAULT_DIR)
-
-
-def _fit(x: np.ndarray, y: np.ndarray, c: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
-    mean = x.mean(0)
-    std = x.std(0) + 1e-6
-    clf = LogisticRegression(C=c, class_weight="balanced", max_iter=5000)
-    clf.fit((x - mean) / std, y)
-    return mean, std, clf.coef_[0], float(clf.intercept_[0])
-
-
-def _prob(x: np.ndarray, mean: np.ndarray, std: np.ndarray, coef: np.ndarray, b: float) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-(((x - mean) / std) @ coef + b)))
-
-
-def out_of_fold(x: np.ndarray, y: np.ndarray, c: float, folds: int = 5, seed: int = 42) -> np.ndarray:
-    """Out-of-fold probabilities from stratified K-fold: no row is scored by a head trained on it."""
-    oof = np.zeros(len(y))
-    for tr, te in StratifiedKFold(folds, shuffle=True, random_state=seed).split(x, y):
-        oof[te] = _prob(x[te], *_fit(x[tr], y[tr], c))
-    return oof
-
-
-THRESHOLDS = np.round(np.arange(0.05, 0.96, 0.01), 2)
-
-
-def f1_at(y: np.ndarray, prob: np.ndarray, thresholds: np.ndarray = THRESHOLDS) -> np.ndarray:
-    """F1 of `prob >= t` for every threshold at once."""
-    pred = prob[None, :] >= thresholds[:, None]
-    tp = (pred & (y[None, :] == 1)).sum(1)
-    denom = pred.sum(1) + (y == 1).sum()
-    return np.where(denom > 0, 2 * tp / np.maximum(denom, 1), 0.0)
-
-
-def select(x: np.ndarray, y: np.ndarray, cs: tuple[float, ...], folds: int = 5, repeats: int = 2,
-           seed: int = 42) -> tuple[float, float, float]:
-    """C and threshold maximising out-of-fold F1 (repeated stratified CV); threshold = middle of the best plateau."""
-    best = (-1.0, cs[0], 0.5)
-    for c in cs:
-        oofs = [out_of_fold(x, y, c, folds, seed + r) for r in range(repeats)]
-        f1s = np.mean([f1_at(y, o) for o in oofs], axis=0)
-        top = float(f1s.max())
-        if top > best[0] + 1e-9:
-            best = (top, c, float(np.median(THRESHOLDS[f1s >= top - 1e-9])))
-    return best
-
-
-def train_commerce_head(
-    x: np.ndarray, y: np.ndarray, embedding: dict[str, Any], *, cs: tuple[float, ...] = (0.01, 0.1, 1.0, 3.0),
-    folds: int = 5, seed: int = 42,
-) -> CommerceHead:
-    """Nested stratified CV for an honest F1 (C and threshold chosen inside each outer training fold), then
-    C/threshold chosen on all rows and the shipped head fitted on all rows."""
-    y = np.asarray(y, dtype=int)
-    pred = np.zeros(len(y), dtype=bool)
-    prob = np.zeros(len(y))
-    for tr, te in StratifiedKFold(folds, shuffle=True, random_state=seed).split(x, y):
-        _, c, t = select(x[tr], y[tr], cs, folds, 1, seed)
-        prob[te] = _prob(x[te], *_fit(x[tr], y[tr], c))
-        pred[te] = prob[te] >= t
-    f1_inner, c, t = select(x, y, cs, folds, 2, seed)
-    metrics = {
-        "cv": f"nested stratified {folds}-fold (outer scores never seen by the head or its C/threshold choice)",
-        "n": int(len(y)), "n_positive": int(y.sum()), "C": c, "threshold": t,
-        "f1_nested_cv": float(f1_score(y, pred)), "precision_nested_cv": float(precision_score(y, pred)),
-        "recall_nested_cv": float(recall_score(y, pred)), "f1_selection_oof": f1_inner,
-    }
-    mean, std, coef, b = _fit(x, y, c)
-    return CommerceHead(mean, std, coef, b, t, embedding, metrics)

@@ -10,6 +10,7 @@ import typer
 
 from distillery.commands._runtime import model_runtime, shared_encoder
 from distillery.errors import fail
+from filters.commerce import CommerceRules
 from filters.spec import resolve_spec
 from models.training.cache import EmbeddingCache
 from models.training.data import load_rows, to_article
@@ -71,22 +72,45 @@ def train_commerce(
     out: Path | None = typer.Option(None, "--out", help="default: filters/commerce/artifacts"),
     threshold: float | None = typer.Option(None, "--threshold", min=0.0, max=1.0,
                                            help="override the F1-optimal threshold (e.g. 0.8 for precision)"),
+    on_topic_data: Path | None = typer.Option(
+        None, "--on-topic", help="a filter's labelled JSONL: its train-split articles near or above the protected "
+                                 "tier join training as non-commerce; its val/test ones are checked"),
+    on_topic_filter: str | None = typer.Option(None, "--on-topic-filter",
+                                               help="the filter of --on-topic: " + FILTER_HELP),
 ) -> None:
-    """Train the commerce head on the shared embedding; C and threshold by nested stratified CV."""
+    """Train the commerce head on the shared embedding; C and threshold by nested stratified CV of the gate."""
+    if (on_topic_data is None) != (on_topic_filter is None):
+        fail("--on-topic and --on-topic-filter go together: pass a filter's labelled JSONL and its filter")
     rows = load_rows(data)  # DataError: one line, exit 2
     bad = [r.get("id") for r in rows if r.get("label") not in (0, 1)]
     if bad:
         fail(f"{data}: rows {bad[:5]} have no 0/1 `label`")
     model_runtime()
-    from models.commerce_head import DEFAULT_DIR, train_commerce_head  # lazy: scikit-learn
+    from models.commerce_head import DEFAULT_DIR  # lazy: scikit-learn
+    from models.training.commerce import on_topic, on_topic_check, train_commerce_head
 
     enc = shared_encoder()
-    x = EmbeddingCache(enc).embed([to_article(r) for r in rows])
-    head = train_commerce_head(x, np.array([int(r["label"]) for r in rows]), enc.fingerprint())
+    cache = EmbeddingCache(enc)
+    rules = CommerceRules.default()
+    articles = [to_article(r) for r in rows]
+    x = cache.embed(articles)
+    hit = np.array([not rules.check(a).passed for a in articles])
+    topic = None
+    if on_topic_data is not None and on_topic_filter is not None:
+        try:
+            topic = on_topic(on_topic_data, resolve_spec(on_topic_filter))
+        except ValueError as err:
+            fail(str(err))
+    negatives = cache.embed(topic.train) if topic else None
+    head = train_commerce_head(x, np.array([int(r["label"]) for r in rows]), enc.fingerprint(), rule_hit=hit,
+                               hard_negatives=negatives)
     head.metrics["data"] = str(data)
     if threshold is not None:
         head.metrics["threshold_override"] = {"chosen_by_cv": head.threshold, "used": threshold}
         head.threshold = threshold
+    if topic is not None:
+        held_hit = np.array([not rules.check(a).passed for a in topic.heldout], dtype=bool)
+        head.metrics["on_topic_heldout"] = on_topic_check(head, cache.embed(topic.heldout), held_hit, topic)
     head.save(out or DEFAULT_DIR)
     typer.echo(json.dumps(head.metrics, indent=1))
 

@@ -65,3 +65,5 @@ def test_train_commerce_writes_a_loadable_head(tmp_path, monkeypatch, fake_encod
     bad = write_jsonl(tmp_path / "bad.jsonl", [{"id": "x", "title": "t", "text": "y"}])
     res = CliRunner().invoke(app, ["train-commerce", "--data", str(bad), "--out", str(tmp_path / "h2")])
     assert res.exit_code == 2 and "0/1 `label`" in res.output
+    res = CliRunner().invoke(app, ["train-commerce", "--data", str(data), "--on-topic", str(data)])
+    assert res.exit_code == 2 and "--on-topic and --on-topic-filter go together" in res.output

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from models.artifacts import ArtifactError
-from models.commerce_head import HEAD_WEIGHTS, CommerceHead, train_commerce_head
+from models.commerce_head import HEAD_WEIGHTS, CommerceHead
+from models.training.commerce import train_commerce_head
 
 
 def _data(n=80, seed=0):
@@ -38,3 +39,37 @@ def test_tampered_head_is_refused(tmp_path):
         CommerceHead.load(tmp_path)
     with pytest.raises(ArtifactError, match="no commerce head"):
         CommerceHead.load(tmp_path / "nowhere")
+
+
+def test_gate_f1_counts_rule_blocks_and_hard_negatives_never_scored():
+    from models.training.commerce import f1_at, out_of_fold
+
+    y = np.array([1, 1, 1, 0, 0, 0])
+    p = np.array([0.9, 0.2, 0.2, 0.1, 0.1, 0.6])
+    hit = np.array([False, True, False, False, False, False])
+    t = np.array([0.5])
+    # head alone: tp 1 (row 0), fp 1 (row 5) -> 2*1/(2+3); with the rule also row 1 -> 2*2/(3+3)
+    assert f1_at(y, p, None, t)[0] == pytest.approx(0.4)
+    assert f1_at(y, p, hit, t)[0] == pytest.approx(2 / 3)
+    x, y = _data(40)
+    extra = np.tile(x[y == 1][:1], (30, 1))  # copies of a positive labelled 0: they pull its score down
+    assert out_of_fold(x, y, 1.0, 4, 0, extra).shape == (40,)
+    head = train_commerce_head(x, y, {}, cs=(1.0,), folds=4, hard_negatives=extra)
+    assert head.metrics["hard_negatives"] == 30 and head.metrics["rule_blocks"] == 0
+    plain = train_commerce_head(x, y, {}, cs=(1.0,), folds=4)
+    assert head.probabilities(x[y == 1][:1])[0] < plain.probabilities(x[y == 1][:1])[0]
+
+
+def test_on_topic_check_counts_gate_blocks_among_held_out_articles():
+    from models.training.commerce import OnTopic, on_topic_check
+
+    x, y = _data(40)
+    head = train_commerce_head(x, y, {}, cs=(1.0,), folds=4)
+    topic = OnTopic(train=[], heldout=[{"id": f"a{i}"} for i in range(4)], heldout_wa=np.array([4.2, 5.5, 6.0, 4.0]),
+                    protected=5.0, floor=4.0, source="s.jsonl")
+    emb = np.zeros((4, 12), dtype=np.float32)
+    emb[0, 0] = 6.0  # only a0 looks like commerce (the positives sit at +3 on the first axis)
+    hit = np.array([False, False, True, False])  # a rule blocks a2, a needle
+    got = on_topic_check(head, emb, hit, topic)
+    assert (got["on_topic"], got["on_topic_blocked"], got["protected"], got["protected_blocked"]) == (4, 2, 2, 1)
+    assert got["blocked_ids"] == ["a0", "a2"]
