@@ -199,14 +199,15 @@ class Pipeline:
         scores = fm.probe.predict(embeddings, articles)
         return scores, route_statistic(fm.router, fm.probe, embeddings, scores, fm.spec.weights)
 
-    @staticmethod
-    def _tier_logits(fm: FilterModels, emb: np.ndarray, scores: np.ndarray) -> np.ndarray | None:
+    def _tier_logits(self, fm: FilterModels, emb: np.ndarray, scores: np.ndarray,
+                     articles: Sequence[Mapping[str, Any]]) -> np.ndarray | None:
         """The tier model's Stage-1 logits (n, n_edges), or None without a tier model."""
         if fm.tiers is None:
             return None
         r = fm.router
+        texts = self.encoder.texts(articles) if fm.tiers.lexical is not None else None
         feats = fm.tiers.features(fm.probe.standardise(emb), scores, fm.spec.weights, emb, r.bank, r.bank_wa,
-                                  r.protected_threshold)
+                                  r.protected_threshold, texts)
         return fm.tiers.stage1_logits(feats)
 
     def route(self, prepared: Sequence[Prepared], filter_name: str) -> list[Result | Stage2Request]:
@@ -226,7 +227,7 @@ class Pipeline:
             scores, stat = self.probe_scores(filter_name, emb, [prepared[i].article for i in passed])
             wa = fm.probe.weighted_average(scores)
             to_stage2 = fm.router.needs_stage2(stat)
-            tl = self._tier_logits(fm, emb, scores)
+            tl = self._tier_logits(fm, emb, scores, [prepared[i].article for i in passed])
             if tl is not None and fm.tiers is not None:  # an article the tier model serves as a needle: Stage 2
                 to_stage2 |= fm.tiers.needle_mask(fm.tiers.probabilities(tl), fm.spec.hybrid.protected_tier,
                                                   fm.spec.tier_model.policy)

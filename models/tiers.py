@@ -5,7 +5,8 @@ tier read off their weighted average under-calls the rare high tiers (the needle
 logistic head per tier edge t (every tier but the lowest), each estimating P(oracle WA ≥ t):
 
 - Stage 1: on the router's features (probe-standardised embedding, probe scores and WA) plus the article's
-  neighbourhood statistics in the router's kNN memory (`models.router.knn_features`, the same bank: no second copy);
+  neighbourhood statistics in the router's kNN memory (`models.router.knn_features`, the same bank: no second copy)
+  plus, when fitted, each edge's lexical logit (hashed word TF-IDF, `models/lexical.py`);
 - Stage 2 (optional per edge): `a · stage-1 logit + b · (Stage-2 WA − t) + c`, which adds the student's evidence.
 
 The tier is the highest tier whose probability reaches its operating point (chosen on validation data for a policy:
@@ -16,6 +17,7 @@ of the served tier's band. Stored as `tiers.json` + `tiers.safetensors` (no pick
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,7 @@ import numpy as np
 from safetensors.numpy import load_file, save_file
 
 from models.artifacts import ArtifactError
+from models.lexical import NGRAMS, LexicalHeads
 from models.router import KNN_STATS, knn_features, router_features
 
 TIERS_JSON = "tiers.json"
@@ -57,20 +60,28 @@ class TierModel:
     # the first `n_unmodelled` edges (the highest tiers) had too few training articles for a head: an article the
     # model puts in the highest modelled tier moves up to them by the postfilter rule (served WA ≥ edge)
     n_unmodelled: int = 0
+    lexical: LexicalHeads | None = None  # per-edge word TF-IDF heads whose logits join the Stage-1 features
 
     # -- features and probabilities ----------------------------------------------------------------
     def features(self, standardised: np.ndarray, probe_scores: np.ndarray, weights: list[float],
                  embeddings: np.ndarray | None = None, bank: np.ndarray | None = None,
-                 bank_wa: np.ndarray | None = None, protected: float = 0.0) -> np.ndarray:
-        """The Stage-1 input: router features (+ kNN statistics in the router's memory when the model uses them)."""
-        f = router_features(standardised, probe_scores, weights)
-        if not self.uses_knn:
-            return f
-        if embeddings is None or bank is None or bank_wa is None:
-            raise TierModelError("this tier model uses kNN statistics: it needs the raw embeddings and the router's "
-                                 "kNN memory (a knn_classifier/ensemble router); re-fit it with `distillery "
-                                 "train-step tiers`")
-        return np.hstack([f, knn_features(embeddings, bank, bank_wa, protected)]).astype(np.float32)
+                 bank_wa: np.ndarray | None = None, protected: float = 0.0,
+                 texts: Sequence[str] | None = None) -> np.ndarray:
+        """The Stage-1 input: router features (+ kNN statistics in the router's memory, + the lexical logits of the
+        articles' recipe `texts`, when the model uses them)."""
+        parts = [router_features(standardised, probe_scores, weights)]
+        if self.uses_knn:
+            if embeddings is None or bank is None or bank_wa is None:
+                raise TierModelError("this tier model uses kNN statistics: it needs the raw embeddings and the "
+                                     "router's kNN memory (a knn_classifier/ensemble router); re-fit it with "
+                                     "`distillery train-step tiers`")
+            parts.append(knn_features(embeddings, bank, bank_wa, protected))
+        if self.lexical is not None:
+            if texts is None or len(texts) != len(parts[0]):
+                raise TierModelError("this tier model uses lexical heads: it needs each article's recipe text "
+                                     "(Encoder.texts); pass `texts`")
+            parts.append(self.lexical.logits(texts))
+        return np.hstack(parts).astype(np.float32)
 
     def stage1_logits(self, features: np.ndarray) -> np.ndarray:
         """(n, n_edges) logits of P(WA ≥ edge) from the Stage-1 features."""
@@ -149,11 +160,15 @@ class TierModel:
             tensors["stage2"] = self.stage2.astype(np.float64)
         if self.platt is not None:
             tensors["platt"] = self.platt.astype(np.float64)
+        if self.lexical is not None:
+            tensors.update(self.lexical.tensors())
         save_file(tensors, str(directory / TIERS_WEIGHTS))
         meta = {"kind": "tier_model", "tier_names": self.tier_names, "edges": self.edges,
                 "n_features": int(self.coef.shape[1]), "uses_knn": self.uses_knn, "knn_stats": KNN_STATS,
                 "stage2": self.stage2 is not None, "policy": self.policy, "n_unmodelled": self.n_unmodelled,
-                "operating_points": self.operating_points, "metrics": self.metrics}
+                "operating_points": self.operating_points, "metrics": self.metrics,
+                "lexical": None if self.lexical is None else {"n_features": self.lexical.n_features,
+                                                              "ngrams": list(NGRAMS), "text": "Encoder.texts"}}
         (directory / TIERS_JSON).write_text(json.dumps(meta, indent=2) + "\n")
         return [directory / TIERS_JSON, directory / TIERS_WEIGHTS]
 
@@ -176,4 +191,4 @@ class TierModel:
                    tensors["intercept"].astype(np.float64), tensors.get("stage2"), tensors.get("platt"),
                    {k: [float(x) for x in v] for k, v in meta["operating_points"].items()},
                    meta.get("policy", "balanced"), bool(meta.get("uses_knn", True)), meta.get("metrics", {}),
-                   int(meta.get("n_unmodelled", 0)))
+                   int(meta.get("n_unmodelled", 0)), LexicalHeads.from_tensors(tensors))

@@ -73,10 +73,12 @@ def train_commerce(
     threshold: float | None = typer.Option(None, "--threshold", min=0.0, max=1.0,
                                            help="override the F1-optimal threshold (e.g. 0.8 for precision)"),
     on_topic_data: Path | None = typer.Option(
-        None, "--on-topic", help="a filter's labelled JSONL: its train-split articles near or above the protected "
-                                 "tier join training as non-commerce; its val/test ones are checked"),
+        None, "--on-topic", help="a filter's labelled JSONL: its train-split articles in the protected tier join "
+                                 "training as non-commerce; its val/test ones are checked"),
     on_topic_filter: str | None = typer.Option(None, "--on-topic-filter",
                                                help="the filter of --on-topic: " + FILTER_HELP),
+    on_topic_margin: float = typer.Option(0.0, "--on-topic-margin", min=0.0, max=10.0,
+                                          help="hard negatives from WA ≥ protected − margin (0: the protected tier)"),
 ) -> None:
     """Train the commerce head on the shared embedding; C and threshold by nested stratified CV of the gate."""
     if (on_topic_data is None) != (on_topic_filter is None):
@@ -98,7 +100,7 @@ def train_commerce(
     topic = None
     if on_topic_data is not None and on_topic_filter is not None:
         try:
-            topic = on_topic(on_topic_data, resolve_spec(on_topic_filter))
+            topic = on_topic(on_topic_data, resolve_spec(on_topic_filter), margin=on_topic_margin)
         except ValueError as err:
             fail(str(err))
     negatives = cache.embed(topic.train) if topic else None

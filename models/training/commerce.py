@@ -3,11 +3,11 @@
 - Scored as it is served: the gate blocks when a rule fires *or* the head's probability ≥ threshold, so C and the
   threshold maximise the gate's F1 (rules OR head), not the head's alone.
 - Nested stratified CV over the commerce rows gives the honest F1; C and threshold are chosen inside each outer fold.
-- On-topic hard negatives: a filter's train-split articles the oracle rated near or above its protected tier join
-  every training fold as label 0 (never a scored fold). Without them the head, trained on 108 rows, called 9 of 99
-  held-out sustainability needles commerce at its F1-optimal threshold; the shipped head then had to sit at 0.9,
-  where it added nothing to the rules. `on_topic_check` counts what the gate blocks among the filter's val/test
-  on-topic articles, which the head never saw.
+- On-topic hard negatives: a filter's train-split articles the oracle rated at (or `margin` below) its protected
+  tier join every training fold as label 0 (never a scored fold). Without them the head, trained on 108 rows,
+  called 9 of 99 held-out sustainability needles commerce at its F1-optimal threshold; the shipped head then had to
+  sit at 0.9, where it added nothing to the rules. `on_topic_check` counts what the gate blocks among the filter's
+  val/test on-topic articles, which the head never saw.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ Params = tuple[np.ndarray, np.ndarray, np.ndarray, float]
 
 @dataclass
 class OnTopic:
-    """A filter's on-topic articles (oracle WA ≥ `floor`): train-split ones as negatives, val/test ones to check."""
+    """A filter's on-topic articles: train-split ones as negatives, val/test ones (oracle WA ≥ `floor`) to check."""
 
     train: list[dict[str, Any]]
     heldout: list[dict[str, Any]]
@@ -42,15 +42,18 @@ class OnTopic:
     source: str
 
 
-def on_topic(path: str | Path, spec: FilterSpec, seed: int = 42, margin: float = 1.0) -> OnTopic:
-    """Split `path` exactly as `distillery train` does (same seed) and keep the rows at WA ≥ protected − `margin`."""
+def on_topic(path: str | Path, spec: FilterSpec, seed: int = 42, margin: float = 0.0) -> OnTopic:
+    """Split `path` exactly as `distillery train` does (same seed): train rows at WA ≥ protected − `margin` are the
+    negatives; val/test rows at WA ≥ protected − max(margin, 1) are checked."""
     data = load_dataset(path, spec)
     split = split_dataset(data, spec.weights, seed=seed)
     wa = data.weighted_averages(spec.weights)
     floor = spec.protected_threshold - margin
+    check_floor = spec.protected_threshold - max(margin, 1.0)  # the check also covers the band below the tier
     train = [data.articles[i] for i in split.train if wa[i] >= floor]
-    held = [i for i in np.concatenate([split.val, split.test]) if wa[i] >= floor]
-    return OnTopic(train, [data.articles[i] for i in held], wa[held], spec.protected_threshold, floor, str(path))
+    held = [i for i in np.concatenate([split.val, split.test]) if wa[i] >= check_floor]
+    return OnTopic(train, [data.articles[i] for i in held], wa[held], spec.protected_threshold, check_floor,
+                   str(path))
 
 
 def fit(x: np.ndarray, y: np.ndarray, c: float, extra: np.ndarray | None = None) -> Params:

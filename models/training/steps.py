@@ -86,9 +86,22 @@ class TrainRun:
         self._data: Dataset | None = None
         self._split: Split | None = None
         self._emb: np.ndarray | None = None
-        self.metrics: dict[str, Any] = self._load_json("metrics.json") or {}
+        # the shipped manifest's metrics (same data) win over the work dir's: a step run from a fresh or partial work
+        # dir (another machine, a cleared cache) must not drop the earlier steps' metrics when it rewrites the manifest
+        self.metrics: dict[str, Any] = {**(self._load_json("metrics.json") or {}), **self._shipped_metrics()}
 
     # -- helpers ---------------------------------------------------------------------------------------
+    def _shipped_metrics(self) -> dict[str, Any]:
+        path = self.out_dir / MANIFEST
+        try:
+            shipped = json.loads(path.read_text()) if path.is_file() else {}
+            same_data = (self.data_path.is_file() and shipped.get("training_data", {}).get("sha256")
+                         == sha256_file(self.data_path))
+        except (OSError, json.JSONDecodeError, AttributeError):
+            return {}
+        metrics = shipped.get("metrics") if same_data else None
+        return dict(metrics) if isinstance(metrics, dict) else {}
+
     def _load_json(self, name: str) -> Any:
         path = self.workdir / name
         return json.loads(path.read_text()) if path.is_file() else None

@@ -1,9 +1,10 @@
 """Fitting the tier model (models/tiers.py): P(oracle WA ≥ edge) heads, an optional Stage-2 refinement, and the
 operating points of every policy, chosen on held-out predictions — never on the heads' own training rows.
 
-- Stage-1 heads: logistic (balanced classes) on the router's features + kNN statistics. Their training inputs are
-  out of fold: the probe's out-of-fold predictions over train (`probe_oof.npy`, written by the probe step or
-  re-computed here) and each training row's neighbourhood among the other folds' articles.
+- Stage-1 heads: logistic (balanced classes) on the router's features + kNN statistics + lexical logits. Their
+  training inputs are out of fold: the probe's out-of-fold predictions over train (`probe_oof.npy`, written by the
+  probe step or re-computed here), each training row's neighbourhood among the other folds' articles, and the
+  lexical heads' (models/lexical.py) logits from the other folds.
 - Stage-2 refinement per edge: a 3-parameter logistic on [Stage-1 logit, Stage-2 WA − edge] fitted on val, where
   the student never trained; kept only if a 2-fold cross-fit on val lowers the log-loss.
 - Platt scaling (so `tier_confidence` is a probability) and operating points: on val as served (refined where the
@@ -27,6 +28,7 @@ from tqdm import tqdm
 from filters.postfilter import postfilter, weighted_averages
 from filters.spec import FilterSpec
 from models.calibration import Calibration
+from models.lexical import LexicalHeads, fit_idf, term_counts, tfidf
 from models.probe import Probe, ProbeConfig, train_probe
 from models.router import Router, knn_features, normalise, route_statistic, router_features
 from models.tiers import POLICIES, TierModel
@@ -34,6 +36,7 @@ from models.tiers import POLICIES, TierModel
 log = logging.getLogger(__name__)
 
 MIN_EDGE_ROWS = 20  # training articles needed on each side of a tier edge to learn its head
+LEXICAL_C = 3.0  # inverse L2 strength of the lexical heads (chosen on sustainability's out-of-fold pool)
 PR_JSON = "tier_pr_curve.json"
 PR_PNG = "tier_pr_curve.png"
 
@@ -103,7 +106,33 @@ def oof_probe(run: Any) -> np.ndarray:
     return oof
 
 
-def fit_tier_model(run: Any, c: float = 0.01) -> tuple[TierModel, dict[str, Any]]:
+def _lexical(run: Any, edges: list[float], n_unmodelled: int, owa: np.ndarray,
+             folds: list[tuple[np.ndarray, np.ndarray]], c: float) -> tuple[LexicalHeads, np.ndarray, np.ndarray]:
+    """Lexical heads fitted on train; their out-of-fold logits over train (the same folds as the Stage-1 heads) and
+    their logits over val, computed through the stored float16 heads so training sees what serving computes."""
+    s, seed = run.split, run.options.seed
+    counts = term_counts(run.encoder.texts(run.articles(np.concatenate([s.train, s.val]))))
+    c_tr, c_va = counts[: len(s.train)], counts[len(s.train):]
+    oof = np.zeros((len(s.train), len(edges)))
+    modelled = list(range(n_unmodelled, len(edges)))
+    for a, b in tqdm(folds, desc="lexical heads out-of-fold (tiers)", unit="fold"):
+        idf = fit_idf(c_tr[a])
+        xa, xb = tfidf(c_tr[a], idf), tfidf(c_tr[b], idf)
+        for k in modelled:
+            oof[b, k] = _logistic(xa, owa[s.train][a] >= edges[k], c, seed).decision_function(xb)
+    idf = fit_idf(c_tr)
+    x = tfidf(c_tr, idf)
+    coef = np.zeros((len(edges), x.shape[1]), dtype=np.float32)
+    intercept = np.zeros(len(edges))
+    for k in modelled:
+        m = _logistic(x, owa[s.train] >= edges[k], c, seed)
+        coef[k], intercept[k] = m.coef_[0], m.intercept_[0]
+    heads = LexicalHeads.from_tensors(LexicalHeads(idf, coef, intercept).tensors())
+    assert heads is not None
+    return heads, oof, heads.logits_from_counts(c_va)
+
+
+def fit_tier_model(run: Any, c: float = 0.01, lexical_heads: bool = True) -> tuple[TierModel, dict[str, Any]]:
     """Fit the tier model of a `TrainRun` (probe, router and calibration already in its artifacts dir)."""
     spec, s, x, opt = run.spec, run.split, run.embeddings, run.options
     w = list(spec.weights)
@@ -116,6 +145,12 @@ def fit_tier_model(run: Any, c: float = 0.01) -> tuple[TierModel, dict[str, Any]
     uses_knn = router.bank is not None and router.bank_wa is not None
     protected = router.protected_threshold
 
+    counts = [int((owa[s.train] >= e).sum()) for e in edges]
+    n_unmodelled = next((k for k, n in enumerate(counts) if n >= MIN_EDGE_ROWS), len(edges))
+    if n_unmodelled == len(edges) or any(n < MIN_EDGE_ROWS or len(s.train) - n < MIN_EDGE_ROWS
+                                         for n in counts[n_unmodelled:]):
+        raise ValueError(f"{spec.key}: training articles at or above the tier edges {edges}: {counts}; the tier "
+                         f"model needs at least {MIN_EDGE_ROWS} on each side of every edge but the highest ones")
     oof = oof_probe(run)
     f_tr = router_features(probe.standardise(x[s.train]), oof, w)
     folds = list(StratifiedKFold(opt.folds, shuffle=True, random_state=opt.seed)
@@ -131,15 +166,14 @@ def fit_tier_model(run: Any, c: float = 0.01) -> tuple[TierModel, dict[str, Any]
         assert router.bank is not None and router.bank_wa is not None
         f_va = np.hstack([f_va, knn_features(x[s.val], router.bank, router.bank_wa, protected)])
 
+    lexical = None
+    if lexical_heads:
+        lexical, lex_tr, lex_va = _lexical(run, edges, n_unmodelled, owa, folds, c=LEXICAL_C)
+        f_tr, f_va = np.hstack([f_tr, lex_tr]), np.hstack([f_va, lex_va])
+
     coef = np.zeros((len(edges), f_tr.shape[1]))
     intercept = np.zeros(len(edges))
     oof_logit = np.zeros((len(s.train), len(edges)))
-    counts = [int((owa[s.train] >= e).sum()) for e in edges]
-    n_unmodelled = next((k for k, n in enumerate(counts) if n >= MIN_EDGE_ROWS), len(edges))
-    if n_unmodelled == len(edges) or any(n < MIN_EDGE_ROWS or len(s.train) - n < MIN_EDGE_ROWS
-                                         for n in counts[n_unmodelled:]):
-        raise ValueError(f"{spec.key}: training articles at or above the tier edges {edges}: {counts}; the tier "
-                         f"model needs at least {MIN_EDGE_ROWS} on each side of every edge but the highest ones")
     for k, edge in enumerate(edges):
         pos = owa[s.train] >= edge
         if k < n_unmodelled:  # too rare to learn: probability 0, the postfilter rule decides (TierModel.decide)
@@ -150,11 +184,13 @@ def fit_tier_model(run: Any, c: float = 0.01) -> tuple[TierModel, dict[str, Any]
         head = _logistic(f_tr, pos, c, opt.seed)
         coef[k], intercept[k] = head.coef_[0], head.intercept_[0]
     model = TierModel(spec.tier_names, edges, coef, intercept, uses_knn=uses_knn, policy=spec.tier_model.policy,
-                      n_unmodelled=n_unmodelled)
+                      n_unmodelled=n_unmodelled, lexical=lexical)
     val_logit = model.stage1_logits(f_va)
 
     # Stage-2 refinement on val (the student never trained there), kept per edge only if it helps out of fold
     metrics: dict[str, Any] = {"c": c, "n_features": int(f_tr.shape[1]), "uses_knn": uses_knn,
+                               "lexical": None if lexical is None else {"c": LEXICAL_C, "n_features":
+                                                                        lexical.n_features},
                                "training_rows_per_edge": dict(zip(map(str, edges), counts, strict=True)),
                                "unmodelled_edges": edges[:n_unmodelled],
                                "fitted_on": "out-of-fold train (probe OOF + kNN among other folds)"}

@@ -49,6 +49,23 @@ def test_step_writes_the_model_curve_and_manifest_entries(tiered):
     assert metrics["selection"]["split"] == "val"
     curve = json.loads((out / PR_JSON).read_text())
     assert curve["edge"] == spec.protected_threshold and len(curve["val"]) == 101
+    meta = json.loads((out / TIERS_JSON).read_text())
+    assert meta["lexical"] == {"n_features": 2**17, "ngrams": [1, 2], "text": "Encoder.texts"}
+    assert model.lexical is not None and model.lexical.coef.shape == (2, 2**17)
+    assert model.coef.shape[1] == meta["n_features"] == metrics["n_features"]
+
+
+def test_a_lexical_tier_model_refuses_features_without_texts(tiered, fake_encoder):
+    from models.tiers import TierModelError
+
+    spec, out, _ = tiered
+    fm = FilterModels.load(spec, fake_encoder, directory=out)
+    emb = fake_encoder.encode([article(1, 2)])
+    scores = fm.probe.predict(emb, [article(1, 2)])
+    r = fm.router
+    with pytest.raises(TierModelError, match="needs each article's recipe text"):
+        fm.tiers.features(fm.probe.standardise(emb), scores, spec.weights, emb, r.bank, r.bank_wa,
+                          r.protected_threshold)
 
 
 def test_served_tier_comes_from_the_tier_model(tiered, fake_encoder):
@@ -62,7 +79,8 @@ def test_served_tier_comes_from_the_tier_model(tiered, fake_encoder):
     assert len(results) == 3
     emb = np.stack([p.embedding for p in prepared])
     scores, _ = pipe.probe_scores(spec.name, emb, [p.article for p in prepared])
-    expected = fm.tiers.decide(fm.tiers.probabilities(pipe._tier_logits(fm, emb, scores)), spec.tier_model.policy,
+    expected = fm.tiers.decide(fm.tiers.probabilities(pipe._tier_logits(fm, emb, scores,
+                                                                           [p.article for p in prepared])), spec.tier_model.policy,
                                np.array([r.weighted_average for r in results]))
     for r, (tier, confidence) in zip(results, expected, strict=True):
         assert r.tier_source == "tier_model"
@@ -147,3 +165,26 @@ def test_system_report_counts_blocked_articles_at_their_served_score(trained, fa
     assert set(report["needles"]["ci95"]) == {"precision", "recall", "f1", "wa_mae"}
     assert report["by_language"]["unknown"]["n"] == len(test)
     assert "System WA MAE" in to_markdown(report)
+
+
+def test_a_step_from_a_fresh_work_dir_keeps_the_shipped_metrics(trained, fake_encoder, tmp_path):
+    """A step re-run on another machine (empty work dir) must not drop the earlier steps' metrics from the
+    manifest it rewrites."""
+    import json
+
+    spec, data, run = trained
+    out = tmp_path / "artifacts"
+    shutil.copytree(run.out_dir, out)
+    before = json.loads((out / "manifest.json").read_text())["metrics"]
+    assert {"split", "probe"} <= set(before)
+    fresh = TrainRun(spec, data, out, encoder=fake_encoder, options=run.options, workdir=tmp_path / "empty")
+    fresh.write_manifest()
+    after = json.loads((out / "manifest.json").read_text())["metrics"]
+    assert after["probe"] == before["probe"] and after["split"] == before["split"]
+    partial = tmp_path / "partial"  # a work dir that ran only the split step
+    partial.mkdir()
+    (partial / "metrics.json").write_text(json.dumps({"split": {"old": True}}))
+    again = TrainRun(spec, data, out, encoder=fake_encoder, options=run.options, workdir=partial)
+    again.write_manifest()
+    after = json.loads((out / "manifest.json").read_text())["metrics"]
+    assert after["probe"] == before["probe"] and after["split"] == before["split"]
