@@ -32,7 +32,7 @@ Params = tuple[np.ndarray, np.ndarray, np.ndarray, float]
 
 @dataclass
 class OnTopic:
-    """A filter's on-topic articles: train-split ones as negatives, val/test ones (oracle WA ≥ `floor`) to check."""
+    """A filter's articles: on-topic train-split ones as negatives, all val/test ones (+ their oracle WA) to check."""
 
     train: list[dict[str, Any]]
     heldout: list[dict[str, Any]]
@@ -44,14 +44,14 @@ class OnTopic:
 
 def on_topic(path: str | Path, spec: FilterSpec, seed: int = 42, margin: float = 0.0) -> OnTopic:
     """Split `path` exactly as `distillery train` does (same seed): train rows at WA ≥ protected − `margin` are the
-    negatives; val/test rows at WA ≥ protected − max(margin, 1) are checked."""
+    negatives; every val/test row is checked, with the band WA ≥ protected − max(margin, 1) counted apart."""
     data = load_dataset(path, spec)
     split = split_dataset(data, spec.weights, seed=seed)
     wa = data.weighted_averages(spec.weights)
     floor = spec.protected_threshold - margin
-    check_floor = spec.protected_threshold - max(margin, 1.0)  # the check also covers the band below the tier
+    check_floor = spec.protected_threshold - max(margin, 1.0)  # the check also reports the band below the tier
     train = [data.articles[i] for i in split.train if wa[i] >= floor]
-    held = [i for i in np.concatenate([split.val, split.test]) if wa[i] >= check_floor]
+    held = np.concatenate([split.val, split.test])  # all of them: journalism blocked at any WA is a loss
     return OnTopic(train, [data.articles[i] for i in held], wa[held], spec.protected_threshold, check_floor,
                    str(path))
 
@@ -133,10 +133,13 @@ def train_commerce_head(
 
 
 def on_topic_check(head: CommerceHead, emb: np.ndarray, rule_hit: np.ndarray, topic: OnTopic) -> dict[str, Any]:
-    """What the gate blocks among the filter's held-out on-topic articles (protected tier and the band below)."""
+    """What the gate blocks among the filter's held-out articles: all of them, the on-topic band, the protected tier.
+    A filter's labelled stream is mostly journalism, so every block there needs a look (`blocked_ids`)."""
     blocked = rule_hit | (head.probabilities(emb) >= head.threshold)
     needles = topic.heldout_wa >= topic.protected
+    band = topic.heldout_wa >= topic.floor
     return {"data": topic.source, "split": "val+test", "floor_wa": topic.floor, "protected_wa": topic.protected,
-            "on_topic": int(len(blocked)), "on_topic_blocked": int(blocked.sum()),
+            "articles": int(len(blocked)), "blocked": int(blocked.sum()),
+            "on_topic": int(band.sum()), "on_topic_blocked": int((blocked & band).sum()),
             "protected": int(needles.sum()), "protected_blocked": int((blocked & needles).sum()),
             "blocked_ids": [a["id"] for a, b in zip(topic.heldout, blocked, strict=True) if b][:20]}

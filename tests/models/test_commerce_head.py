@@ -65,11 +65,13 @@ def test_on_topic_check_counts_gate_blocks_among_held_out_articles():
 
     x, y = _data(40)
     head = train_commerce_head(x, y, {}, cs=(1.0,), folds=4)
-    topic = OnTopic(train=[], heldout=[{"id": f"a{i}"} for i in range(4)], heldout_wa=np.array([4.2, 5.5, 6.0, 4.0]),
+    topic = OnTopic(train=[], heldout=[{"id": f"a{i}"} for i in range(5)],
+                    heldout_wa=np.array([4.2, 5.5, 6.0, 4.0, 1.0]),
                     protected=5.0, floor=4.0, source="s.jsonl")
-    emb = np.zeros((4, 12), dtype=np.float32)
+    emb = np.zeros((5, 12), dtype=np.float32)
     emb[0, 0] = 6.0  # only a0 looks like commerce (the positives sit at +3 on the first axis)
-    hit = np.array([False, False, True, False])  # a rule blocks a2, a needle
+    hit = np.array([False, False, True, False, True])  # a rule blocks a2, a needle, and a4, off topic
     got = on_topic_check(head, emb, hit, topic)
     assert (got["on_topic"], got["on_topic_blocked"], got["protected"], got["protected_blocked"]) == (4, 2, 2, 1)
-    assert got["blocked_ids"] == ["a0", "a2"]
+    assert (got["articles"], got["blocked"]) == (5, 3)
+    assert got["blocked_ids"] == ["a0", "a2", "a4"]

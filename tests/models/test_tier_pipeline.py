@@ -79,8 +79,8 @@ def test_served_tier_comes_from_the_tier_model(tiered, fake_encoder):
     assert len(results) == 3
     emb = np.stack([p.embedding for p in prepared])
     scores, _ = pipe.probe_scores(spec.name, emb, [p.article for p in prepared])
-    expected = fm.tiers.decide(fm.tiers.probabilities(pipe._tier_logits(fm, emb, scores,
-                                                                           [p.article for p in prepared])), spec.tier_model.policy,
+    logits = pipe._tier_logits(fm, emb, scores, [p.article for p in prepared])
+    expected = fm.tiers.decide(fm.tiers.probabilities(logits), spec.tier_model.policy,
                                np.array([r.weighted_average for r in results]))
     for r, (tier, confidence) in zip(results, expected, strict=True):
         assert r.tier_source == "tier_model"
