@@ -4,7 +4,8 @@ Per-dimension scores stay MAE-honest (medians on the oracle's grid), and medians
 tier read off their weighted average under-calls the rare high tiers (the needles). The tier model instead holds one
 logistic head per tier edge t (every tier but the lowest), each estimating P(oracle WA ≥ t):
 
-- Stage 1: on the router's features (probe-standardised embedding, probe scores and WA) plus the article's
+- Stage 1: on the router's features (probe scores and WA; the probe-standardised embedding too in models fitted
+  before `embedding_features`) plus the article's
   neighbourhood statistics in the router's kNN memory (`models.router.knn_features`, the same bank: no second copy)
   plus, when fitted, each edge's lexical logit (hashed word TF-IDF, `models/lexical.py`);
 - Stage 2 (optional per edge): `a · stage-1 logit + b · (Stage-2 WA − t) + c`, which adds the student's evidence.
@@ -61,6 +62,9 @@ class TierModel:
     # model puts in the highest modelled tier moves up to them by the postfilter rule (served WA ≥ edge)
     n_unmodelled: int = 0
     lexical: LexicalHeads | None = None  # per-edge word TF-IDF heads whose logits join the Stage-1 features
+    # False: the heads see the probe's scores and WA, not the 512-d standardised embedding (which overfits them; the
+    # embedding still reaches them through the probe, the kNN statistics and the router)
+    embedding_features: bool = True
 
     # -- features and probabilities ----------------------------------------------------------------
     def features(self, standardised: np.ndarray, probe_scores: np.ndarray, weights: list[float],
@@ -69,7 +73,8 @@ class TierModel:
                  texts: Sequence[str] | None = None) -> np.ndarray:
         """The Stage-1 input: router features (+ kNN statistics in the router's memory, + the lexical logits of the
         articles' recipe `texts`, when the model uses them)."""
-        parts = [router_features(standardised, probe_scores, weights)]
+        f = router_features(standardised, probe_scores, weights)
+        parts = [f if self.embedding_features else f[:, np.asarray(standardised).shape[1]:]]
         if self.uses_knn:
             if embeddings is None or bank is None or bank_wa is None:
                 raise TierModelError("this tier model uses kNN statistics: it needs the raw embeddings and the "
@@ -165,6 +170,7 @@ class TierModel:
         save_file(tensors, str(directory / TIERS_WEIGHTS))
         meta = {"kind": "tier_model", "tier_names": self.tier_names, "edges": self.edges,
                 "n_features": int(self.coef.shape[1]), "uses_knn": self.uses_knn, "knn_stats": KNN_STATS,
+                "embedding_features": self.embedding_features,
                 "stage2": self.stage2 is not None, "policy": self.policy, "n_unmodelled": self.n_unmodelled,
                 "operating_points": self.operating_points, "metrics": self.metrics,
                 "lexical": None if self.lexical is None else {"n_features": self.lexical.n_features,
@@ -191,4 +197,5 @@ class TierModel:
                    tensors["intercept"].astype(np.float64), tensors.get("stage2"), tensors.get("platt"),
                    {k: [float(x) for x in v] for k, v in meta["operating_points"].items()},
                    meta.get("policy", "balanced"), bool(meta.get("uses_knn", True)), meta.get("metrics", {}),
-                   int(meta.get("n_unmodelled", 0)), LexicalHeads.from_tensors(tensors))
+                   int(meta.get("n_unmodelled", 0)), LexicalHeads.from_tensors(tensors),
+                   bool(meta.get("embedding_features", True)))

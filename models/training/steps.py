@@ -60,7 +60,7 @@ class TrainOptions:
     train_student: bool = True  # False: keep an existing artifacts/student/ (or none)
     student_overrides: dict[str, Any] = field(default_factory=dict)  # e.g. {"epochs": 1} on top of the config
     n_boot: int = 1000
-    tier_c: float = 0.01  # L2 strength of the tier model's heads (models/training/tiers.py)
+    tier_c: float = 0.1  # inverse L2 strength of the tier heads on standardised inputs (models/training/tiers.py)
 
 
 def run_dir(spec: FilterSpec, encoder: Encoder) -> Path:

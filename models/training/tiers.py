@@ -1,10 +1,11 @@
 """Fitting the tier model (models/tiers.py): P(oracle WA ≥ edge) heads, an optional Stage-2 refinement, and the
 operating points of every policy, chosen on held-out predictions — never on the heads' own training rows.
 
-- Stage-1 heads: logistic (balanced classes) on the router's features + kNN statistics + lexical logits. Their
-  training inputs are out of fold: the probe's out-of-fold predictions over train (`probe_oof.npy`, written by the
-  probe step or re-computed here), each training row's neighbourhood among the other folds' articles, and the
-  lexical heads' (models/lexical.py) logits from the other folds.
+- Stage-1 heads: logistic (balanced classes, standardised inputs) on the probe's scores and WA + kNN statistics +
+  lexical logits. The 512-d embedding as a feature overfit them (out-of-fold needle AP 0.508 with it, 0.561
+  without). Their training inputs are out of fold: the probe's out-of-fold predictions over train (`probe_oof.npy`,
+  written by the probe step or re-computed here), each training row's neighbourhood among the other folds'
+  articles, and the lexical heads' (models/lexical.py) logits from the other folds.
 - Stage-2 refinement per edge: a 3-parameter logistic on [Stage-1 logit, Stage-2 WA − edge] fitted on val, where
   the student never trained; kept only if a 2-fold cross-fit on val lowers the log-loss.
 - Platt scaling (so `tier_confidence` is a probability) and operating points: on val as served (refined where the
@@ -132,7 +133,8 @@ def _lexical(run: Any, edges: list[float], n_unmodelled: int, owa: np.ndarray,
     return heads, oof, heads.logits_from_counts(c_va)
 
 
-def fit_tier_model(run: Any, c: float = 0.01, lexical_heads: bool = True) -> tuple[TierModel, dict[str, Any]]:
+def fit_tier_model(run: Any, c: float = 0.1, lexical_heads: bool = True,
+                   embedding_features: bool = False) -> tuple[TierModel, dict[str, Any]]:
     """Fit the tier model of a `TrainRun` (probe, router and calibration already in its artifacts dir)."""
     spec, s, x, opt = run.spec, run.split, run.embeddings, run.options
     w = list(spec.weights)
@@ -157,6 +159,8 @@ def fit_tier_model(run: Any, c: float = 0.01, lexical_heads: bool = True) -> tup
                  .split(f_tr, (owa[s.train] >= spec.protected_threshold).astype(int)))
     val_scores = probe.predict(x[s.val], run.articles(s.val))
     f_va = router_features(probe.standardise(x[s.val]), val_scores, w)
+    if not embedding_features:  # probe scores + WA only (see TierModel.embedding_features)
+        f_tr, f_va = f_tr[:, x.shape[1]:], f_va[:, x.shape[1]:]
     if uses_knn:
         bank = normalise(x[s.train])
         knn = np.zeros((len(s.train), 8), dtype=np.float32)
@@ -174,21 +178,27 @@ def fit_tier_model(run: Any, c: float = 0.01, lexical_heads: bool = True) -> tup
     coef = np.zeros((len(edges), f_tr.shape[1]))
     intercept = np.zeros(len(edges))
     oof_logit = np.zeros((len(s.train), len(edges)))
+    # the heads are fitted on standardised features (the kNN counts, WA and logits have very different scales, and
+    # one L2 strength must suit them all); the scaling is folded into the stored coefficients, so serving is linear
+    mean, std = f_tr.mean(0), f_tr.std(0) + 1e-6
+    z_tr = (f_tr - mean) / std
     for k, edge in enumerate(edges):
         pos = owa[s.train] >= edge
         if k < n_unmodelled:  # too rare to learn: probability 0, the postfilter rule decides (TierModel.decide)
             oof_logit[:, k], intercept[k] = -40.0, -40.0
             continue
         for a, b in folds:
-            oof_logit[b, k] = _logistic(f_tr[a], pos[a], c, opt.seed).decision_function(f_tr[b])
-        head = _logistic(f_tr, pos, c, opt.seed)
-        coef[k], intercept[k] = head.coef_[0], head.intercept_[0]
+            oof_logit[b, k] = _logistic(z_tr[a], pos[a], c, opt.seed).decision_function(z_tr[b])
+        head = _logistic(z_tr, pos, c, opt.seed)
+        coef[k] = head.coef_[0] / std
+        intercept[k] = head.intercept_[0] - float((head.coef_[0] * mean / std).sum())
     model = TierModel(spec.tier_names, edges, coef, intercept, uses_knn=uses_knn, policy=spec.tier_model.policy,
-                      n_unmodelled=n_unmodelled, lexical=lexical)
+                      n_unmodelled=n_unmodelled, lexical=lexical, embedding_features=embedding_features)
     val_logit = model.stage1_logits(f_va)
 
     # Stage-2 refinement on val (the student never trained there), kept per edge only if it helps out of fold
     metrics: dict[str, Any] = {"c": c, "n_features": int(f_tr.shape[1]), "uses_knn": uses_knn,
+                               "embedding_features": embedding_features, "standardised": True,
                                "lexical": None if lexical is None else {"c": LEXICAL_C, "n_features":
                                                                         lexical.n_features},
                                "training_rows_per_edge": dict(zip(map(str, edges), counts, strict=True)),

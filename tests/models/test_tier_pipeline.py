@@ -53,6 +53,9 @@ def test_step_writes_the_model_curve_and_manifest_entries(tiered):
     assert meta["lexical"] == {"n_features": 2**17, "ngrams": [1, 2], "text": "Encoder.texts"}
     assert model.lexical is not None and model.lexical.coef.shape == (2, 2**17)
     assert model.coef.shape[1] == meta["n_features"] == metrics["n_features"]
+    # probe scores + WA, 8 kNN statistics, one lexical logit per edge; the embedding itself is not a head input
+    assert meta["embedding_features"] is False and model.embedding_features is False
+    assert meta["n_features"] == len(spec.dimension_names) + 1 + (8 if model.uses_knn else 0) + 2
 
 
 def test_a_lexical_tier_model_refuses_features_without_texts(tiered, fake_encoder):
