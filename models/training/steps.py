@@ -60,7 +60,7 @@ class TrainOptions:
     train_student: bool = True  # False: keep an existing artifacts/student/ (or none)
     student_overrides: dict[str, Any] = field(default_factory=dict)  # e.g. {"epochs": 1} on top of the config
     n_boot: int = 1000
-    tier_c: float = 0.1  # inverse L2 strength of the tier heads on standardised inputs (models/training/tiers.py)
+    tier_cs: tuple[float, ...] = (0.003, 0.03, 0.3)  # tier heads' inverse L2 strengths to choose from
 
 
 def run_dir(spec: FilterSpec, encoder: Encoder) -> Path:
@@ -294,7 +294,7 @@ class TrainRun:
     def step_tiers(self) -> dict[str, Any]:
         """The tier model (models/tiers.py): P(WA ≥ edge) heads on out-of-fold features, Stage-2 refinement and
         policy cutoffs chosen on OOF train + val; writes tiers.json/.safetensors and the needle PR curve."""
-        model, curve = fit_tier_model(self, c=self.options.tier_c)
+        model, curve = fit_tier_model(self, cs=self.options.tier_cs)
         model.save(self.out_dir)
         write_pr_curve(self.out_dir, curve)
         return self._record("tiers", model.metrics)

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import average_precision_score
 from sklearn.model_selection import KFold, StratifiedKFold
 from tqdm import tqdm
 
@@ -133,8 +134,34 @@ def _lexical(run: Any, edges: list[float], n_unmodelled: int, owa: np.ndarray,
     return heads, oof, heads.logits_from_counts(c_va)
 
 
-def fit_tier_model(run: Any, c: float = 0.1, lexical_heads: bool = True,
-                   embedding_features: bool = False) -> tuple[TierModel, dict[str, Any]]:
+Heads = tuple[np.ndarray, np.ndarray, np.ndarray]  # coef, intercept (on raw inputs), out-of-fold logits over train
+
+
+def _fit_heads(f_tr: np.ndarray, wa: np.ndarray, edges: list[float], n_unmodelled: int,
+               folds: list[tuple[np.ndarray, np.ndarray]], c: float, seed: int) -> Heads:
+    """One balanced logistic per modelled edge on standardised inputs, with its out-of-fold logits. The scaling is
+    folded into the returned coefficients (the kNN counts, WA and logits have very different scales and one L2
+    strength must suit them all), so serving stays one dot product."""
+    coef = np.zeros((len(edges), f_tr.shape[1]))
+    intercept = np.zeros(len(edges))
+    oof_logit = np.zeros((len(f_tr), len(edges)))
+    mean, std = f_tr.mean(0), f_tr.std(0) + 1e-6
+    z_tr = (f_tr - mean) / std
+    for k, edge in enumerate(edges):
+        pos = wa >= edge
+        if k < n_unmodelled:  # too rare to learn: probability 0, the postfilter rule decides (TierModel.decide)
+            oof_logit[:, k], intercept[k] = -40.0, -40.0
+            continue
+        for a, b in folds:
+            oof_logit[b, k] = _logistic(z_tr[a], pos[a], c, seed).decision_function(z_tr[b])
+        head = _logistic(z_tr, pos, c, seed)
+        coef[k] = head.coef_[0] / std
+        intercept[k] = head.intercept_[0] - float((head.coef_[0] * mean / std).sum())
+    return coef, intercept, oof_logit
+
+
+def fit_tier_model(run: Any, cs: tuple[float, ...] = (0.003, 0.03, 0.3), lexical_heads: bool = True,
+                   embedding_features: bool | None = None) -> tuple[TierModel, dict[str, Any]]:
     """Fit the tier model of a `TrainRun` (probe, router and calibration already in its artifacts dir)."""
     spec, s, x, opt = run.spec, run.split, run.embeddings, run.options
     w = list(spec.weights)
@@ -159,46 +186,51 @@ def fit_tier_model(run: Any, c: float = 0.1, lexical_heads: bool = True,
                  .split(f_tr, (owa[s.train] >= spec.protected_threshold).astype(int)))
     val_scores = probe.predict(x[s.val], run.articles(s.val))
     f_va = router_features(probe.standardise(x[s.val]), val_scores, w)
-    if not embedding_features:  # probe scores + WA only (see TierModel.embedding_features)
-        f_tr, f_va = f_tr[:, x.shape[1]:], f_va[:, x.shape[1]:]
+    extra_tr: list[np.ndarray] = []
+    extra_va: list[np.ndarray] = []
     if uses_knn:
         bank = normalise(x[s.train])
         knn = np.zeros((len(s.train), 8), dtype=np.float32)
         for a, b in folds:  # each training row among the other folds' articles (out of fold)
             knn[b] = knn_features(x[s.train][b], bank[a], raw_wa[s.train][a], protected)
-        f_tr = np.hstack([f_tr, knn])
         assert router.bank is not None and router.bank_wa is not None
-        f_va = np.hstack([f_va, knn_features(x[s.val], router.bank, router.bank_wa, protected)])
-
+        extra_tr.append(knn)
+        extra_va.append(knn_features(x[s.val], router.bank, router.bank_wa, protected))
     lexical = None
     if lexical_heads:
         lexical, lex_tr, lex_va = _lexical(run, edges, n_unmodelled, owa, folds, c=LEXICAL_C)
-        f_tr, f_va = np.hstack([f_tr, lex_tr]), np.hstack([f_va, lex_va])
+        extra_tr.append(lex_tr)
+        extra_va.append(lex_va)
 
-    coef = np.zeros((len(edges), f_tr.shape[1]))
-    intercept = np.zeros(len(edges))
-    oof_logit = np.zeros((len(s.train), len(edges)))
-    # the heads are fitted on standardised features (the kNN counts, WA and logits have very different scales, and
-    # one L2 strength must suit them all); the scaling is folded into the stored coefficients, so serving is linear
-    mean, std = f_tr.mean(0), f_tr.std(0) + 1e-6
-    z_tr = (f_tr - mean) / std
-    for k, edge in enumerate(edges):
-        pos = owa[s.train] >= edge
-        if k < n_unmodelled:  # too rare to learn: probability 0, the postfilter rule decides (TierModel.decide)
-            oof_logit[:, k], intercept[k] = -40.0, -40.0
-            continue
-        for a, b in folds:
-            oof_logit[b, k] = _logistic(z_tr[a], pos[a], c, opt.seed).decision_function(z_tr[b])
-        head = _logistic(z_tr, pos, c, opt.seed)
-        coef[k] = head.coef_[0] / std
-        intercept[k] = head.intercept_[0] - float((head.coef_[0] * mean / std).sum())
+    # Stage-1 inputs with or without the embedding itself, and the L2 strength: chosen by the out-of-fold average
+    # precision of the needle edge over train (every input is out of fold). Without the embedding the heads see the
+    # probe's scores and WA; the embedding then reaches them only through the probe, the kNN and the lexical heads.
+    needle = edges.index(spec.protected_threshold)
+    pos_needle = owa[s.train] >= spec.protected_threshold
+    choices = (False, True) if embedding_features is None else (embedding_features,)
+    tried: dict[str, float] = {}
+    best: tuple[float, bool, float, Heads] | None = None
+    for emb_in in choices:
+        a_tr = np.hstack([f_tr[:, 0 if emb_in else x.shape[1]:], *extra_tr])
+        for c_ in cs:
+            heads = _fit_heads(a_tr, owa[s.train], edges, n_unmodelled, folds, c_, opt.seed)
+            ap = float(average_precision_score(pos_needle, heads[2][:, needle]))
+            tried[f"{'embedding+' if emb_in else ''}probe+knn+lexical C={c_}"] = round(ap, 4)
+            if best is None or ap > best[0] + 1e-9:
+                best = (ap, emb_in, c_, heads)
+    assert best is not None
+    _, embedding_features, c, (coef, intercept, oof_logit) = best
+    first = 0 if embedding_features else x.shape[1]
+    f_tr = np.hstack([f_tr[:, first:], *extra_tr])
+    f_va = np.hstack([f_va[:, first:], *extra_va])
     model = TierModel(spec.tier_names, edges, coef, intercept, uses_knn=uses_knn, policy=spec.tier_model.policy,
-                      n_unmodelled=n_unmodelled, lexical=lexical, embedding_features=embedding_features)
+                      n_unmodelled=n_unmodelled, lexical=lexical, embedding_features=bool(embedding_features))
     val_logit = model.stage1_logits(f_va)
 
     # Stage-2 refinement on val (the student never trained there), kept per edge only if it helps out of fold
     metrics: dict[str, Any] = {"c": c, "n_features": int(f_tr.shape[1]), "uses_knn": uses_knn,
                                "embedding_features": embedding_features, "standardised": True,
+                               "selection_oof_ap": tried,
                                "lexical": None if lexical is None else {"c": LEXICAL_C, "n_features":
                                                                         lexical.n_features},
                                "training_rows_per_edge": dict(zip(map(str, edges), counts, strict=True)),
@@ -267,7 +299,6 @@ def fit_tier_model(run: Any, c: float = 0.1, lexical_heads: bool = True,
         for p in POLICIES:  # the policy is about the needles; every other edge sits at its F1-optimal cutoff
             cut[p].append(chosen[p] if edge == spec.protected_threshold else chosen["balanced"])
     model.operating_points = cut
-    needle = edges.index(spec.protected_threshold)
     pos_pool = pool_wa >= spec.protected_threshold
     metrics["selection"] = {"split": "val", "n": int(len(wa_val)),
                             "needles": int((wa_val >= spec.protected_threshold).sum())}

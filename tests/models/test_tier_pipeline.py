@@ -34,7 +34,7 @@ def tiered(trained, fake_encoder, tmp_path_factory):
     return spec, out, metrics
 
 
-def test_step_writes_the_model_curve_and_manifest_entries(tiered):
+def test_step_writes_the_model_curve_and_manifest_entries(tiered, fake_encoder):
     spec, out, metrics = tiered
     import json
 
@@ -53,9 +53,15 @@ def test_step_writes_the_model_curve_and_manifest_entries(tiered):
     assert meta["lexical"] == {"n_features": 2**17, "ngrams": [1, 2], "text": "Encoder.texts"}
     assert model.lexical is not None and model.lexical.coef.shape == (2, 2**17)
     assert model.coef.shape[1] == meta["n_features"] == metrics["n_features"]
-    # probe scores + WA, 8 kNN statistics, one lexical logit per edge; the embedding itself is not a head input
-    assert meta["embedding_features"] is False and model.embedding_features is False
-    assert meta["n_features"] == len(spec.dimension_names) + 1 + (8 if model.uses_knn else 0) + 2
+    # the inputs (with or without the embedding) and C were chosen by out-of-fold needle AP over both variants
+    tried = metrics["selection_oof_ap"]
+    assert len(tried) == 6 and sum(k.startswith("embedding+") for k in tried) == 3
+    chosen = f"{'embedding+' if model.embedding_features else ''}probe+knn+lexical C={metrics['c']}"
+    assert tried[chosen] == max(tried.values())
+    assert meta["embedding_features"] is model.embedding_features is metrics["embedding_features"]
+    # (embedding), probe scores + WA, kNN statistics (when the router has a bank), one lexical logit per edge
+    emb_dim = fake_encoder.encode([article(1, 1)]).shape[1] if model.embedding_features else 0
+    assert meta["n_features"] == emb_dim + len(spec.dimension_names) + 1 + (8 if model.uses_knn else 0) + 2
 
 
 def test_a_lexical_tier_model_refuses_features_without_texts(tiered, fake_encoder):
