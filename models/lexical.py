@@ -1,7 +1,7 @@
 """Lexical tier evidence: hashed word 1–2-gram TF-IDF with one logistic head per tier edge.
 
 Why: the sentence embedding compresses an article to 512 numbers and loses the exact words that tell a deployed
-technology from a announcement ("commissioned", "MW", "pilot", "per tonne"). On sustainability's out-of-fold train +
+technology from an announcement ("commissioned", "MW", "pilot", "per tonne"). On sustainability's out-of-fold train +
 val pool (5,933 articles, 445 needles), a word TF-IDF logistic finds needles about as well as the USE logistic
 (precision at recall 0.80: 0.354 vs 0.322) and their sum better than either (0.40). The tier model adds each edge's
 lexical logit to its Stage-1 features (`models/tiers.py`).

@@ -88,8 +88,8 @@ def train_commerce(
     if bad:
         fail(f"{data}: rows {bad[:5]} have no 0/1 `label`")
     model_runtime()
-    from models.commerce_head import DEFAULT_DIR  # lazy: scikit-learn
-    from models.training.commerce import on_topic, on_topic_check, train_commerce_head
+    from models.commerce_head import DEFAULT_DIR  # lazy: safetensors, only when a head is written
+    from models.training.commerce import on_topic, on_topic_check, train_commerce_head  # lazy: scikit-learn
 
     enc = shared_encoder()
     cache = EmbeddingCache(enc)

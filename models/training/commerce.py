@@ -69,8 +69,8 @@ def fit(x: np.ndarray, y: np.ndarray, c: float, extra: np.ndarray | None = None)
 
 
 def prob(x: np.ndarray, params: Params) -> np.ndarray:
-    mean, std, coef, b = params
-    return 1.0 / (1.0 + np.exp(-(((x - mean) / std) @ coef + b)))
+    """P(commerce) of fitted `params`, computed by the served head's own formula."""
+    return CommerceHead(*params).probabilities(x)
 
 
 def out_of_fold(x: np.ndarray, y: np.ndarray, c: float, folds: int = 5, seed: int = 42,
@@ -128,8 +128,7 @@ def train_commerce_head(
         "f1_nested_cv": float(f1_score(y, pred)), "precision_nested_cv": float(precision_score(y, pred)),
         "recall_nested_cv": float(recall_score(y, pred)), "f1_selection_oof": f1_inner,
     }
-    mean, std, coef, b = fit(x, y, c, hard_negatives)
-    return CommerceHead(mean, std, coef, b, t, embedding, metrics)
+    return CommerceHead(*fit(x, y, c, hard_negatives), t, embedding, metrics)
 
 
 def on_topic_check(head: CommerceHead, emb: np.ndarray, rule_hit: np.ndarray, topic: OnTopic) -> dict[str, Any]:

@@ -2,8 +2,9 @@
 operating points of every policy, chosen on held-out predictions — never on the heads' own training rows.
 
 - Stage-1 heads: logistic (balanced classes, standardised inputs) on the probe's scores and WA + kNN statistics +
-  lexical logits. The 512-d embedding as a feature overfit them (out-of-fold needle AP 0.508 with it, 0.561
-  without). Their training inputs are out of fold: the probe's out-of-fold predictions over train (`probe_oof.npy`,
+  lexical logits, with or without the 512-d embedding and at the C that give the best out-of-fold needle AP (on
+  sustainability the embedding overfit them: 0.524 with it, 0.568 without; small filters keep it). Their training
+  inputs are out of fold: the probe's out-of-fold predictions over train (`probe_oof.npy`,
   written by the probe step or re-computed here), each training row's neighbourhood among the other folds'
   articles, and the lexical heads' (models/lexical.py) logits from the other folds.
 - Stage-2 refinement per edge: a 3-parameter logistic on [Stage-1 logit, Stage-2 WA − edge] fitted on val, where
