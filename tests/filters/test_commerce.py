@@ -64,6 +64,9 @@ def art(title: str, text: str = NEWS, url: str = "") -> dict:
         ("Gift guide: presents for coffee lovers", NEWS, "shopping_roundup"),
         ("Black Friday deals on e-bikes you can still get", NEWS, "shopping_roundup"),
         ("Idées cadeaux pour les fans de jeux vidéo", NEWS, "shopping_roundup"),
+        # event ticket sales
+        ("Two days until the summit, and ticket rates rise at midnight", NEWS, "event_promo"),
+        ("Summit countdown", "Ticket prices go up on Friday. " + NEWS, "event_promo"),
     ],
 )
 def test_each_category_fires_in_several_languages(rules, title, text, category):
@@ -101,6 +104,8 @@ def test_url_and_weak_signal_categories(rules):
         ("La curva de oferta y demanda", "Los economistas explican la curva de oferta.", ""),
         ("Promoção da saúde nas escolas", "O programa de promoção da saúde chegou a mil escolas.", ""),
         ("Das Angebot an Wohnungen sinkt", "Das Angebot an Mietwohnungen ist im Jahr gesunken.", ""),
+        ("Rail operator: ticket prices to rise 4% in January", "Commuters face higher fares, the regulator said.", ""),
+        ("Train ticket prices rise 5% in January", "Passengers will pay more from next month, the operator said.", ""),
     ],
 )
 def test_journalism_about_deals_prices_and_sales_passes(rules, title, text, url):
