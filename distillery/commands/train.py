@@ -104,12 +104,14 @@ def train_commerce(
         except ValueError as err:
             fail(str(err))
     negatives = cache.embed(topic.train) if topic else None
-    head = train_commerce_head(x, np.array([int(r["label"]) for r in rows]), enc.fingerprint(), rule_hit=hit,
-                               hard_negatives=negatives)
+    labels = np.array([int(r["label"]) for r in rows])
+    head = train_commerce_head(x, labels, enc.fingerprint(), rule_hit=hit, hard_negatives=negatives)
+    if threshold is not None:  # re-fit so the nested CV scores the gate at the operator's threshold, as served
+        chosen = head.threshold
+        head = train_commerce_head(x, labels, enc.fingerprint(), rule_hit=hit, hard_negatives=negatives,
+                                   threshold=threshold)
+        head.metrics["threshold_override"] = {"chosen_by_cv": chosen, "used": threshold}
     head.metrics["data"] = str(data)
-    if threshold is not None:
-        head.metrics["threshold_override"] = {"chosen_by_cv": head.threshold, "used": threshold}
-        head.threshold = threshold
     if topic is not None:
         held_hit = np.array([not rules.check(a).passed for a in topic.heldout], dtype=bool)
         head.metrics["on_topic_heldout"] = on_topic_check(head, cache.embed(topic.heldout), held_hit, topic)

@@ -94,32 +94,36 @@ def f1_at(y: np.ndarray, p: np.ndarray, rule_hit: np.ndarray | None = None,
 
 
 def select(x: np.ndarray, y: np.ndarray, cs: tuple[float, ...], folds: int = 5, repeats: int = 2, seed: int = 42,
-           rule_hit: np.ndarray | None = None, extra: np.ndarray | None = None) -> tuple[float, float, float]:
+           rule_hit: np.ndarray | None = None, extra: np.ndarray | None = None,
+           threshold: float | None = None) -> tuple[float, float, float]:
     """C and threshold maximising out-of-fold gate F1 (repeated stratified CV); threshold = middle of the best
-    plateau."""
-    best = (-1.0, cs[0], 0.5)
+    plateau, or the fixed `threshold` (then only C is chosen, for the gate at that threshold)."""
+    grid = THRESHOLDS if threshold is None else np.array([threshold])
+    best = (-1.0, cs[0], 0.5 if threshold is None else threshold)
     for c in cs:
         oofs = [out_of_fold(x, y, c, folds, seed + r, extra) for r in range(repeats)]
-        f1s = np.mean([f1_at(y, o, rule_hit) for o in oofs], axis=0)
+        f1s = np.mean([f1_at(y, o, rule_hit, grid) for o in oofs], axis=0)
         top = float(f1s.max())
         if top > best[0] + 1e-9:
-            best = (top, c, float(np.median(THRESHOLDS[f1s >= top - 1e-9])))
+            best = (top, c, float(np.median(grid[f1s >= top - 1e-9])))
     return best
 
 
 def train_commerce_head(
     x: np.ndarray, y: np.ndarray, embedding: dict[str, Any], *, cs: tuple[float, ...] = (0.01, 0.1, 1.0, 3.0),
     folds: int = 5, seed: int = 42, rule_hit: np.ndarray | None = None, hard_negatives: np.ndarray | None = None,
+    threshold: float | None = None,
 ) -> CommerceHead:
     """Nested stratified CV for an honest gate F1 (C and threshold chosen inside each outer training fold), then
-    C/threshold chosen on all rows and the shipped head fitted on all rows (+ the hard negatives)."""
+    C/threshold chosen on all rows and the shipped head fitted on all rows (+ the hard negatives). A fixed
+    `threshold` (the operator's override) is used inside the nested CV too, so the F1 is the served gate's."""
     y = np.asarray(y, dtype=int)
     hit = np.zeros(len(y), dtype=bool) if rule_hit is None else np.asarray(rule_hit, dtype=bool)
     pred = np.zeros(len(y), dtype=bool)
     for tr, te in StratifiedKFold(folds, shuffle=True, random_state=seed).split(x, y):
-        _, c, t = select(x[tr], y[tr], cs, folds, 1, seed, hit[tr], hard_negatives)
+        _, c, t = select(x[tr], y[tr], cs, folds, 1, seed, hit[tr], hard_negatives, threshold)
         pred[te] = hit[te] | (prob(x[te], fit(x[tr], y[tr], c, hard_negatives)) >= t)
-    f1_inner, c, t = select(x, y, cs, folds, 2, seed, hit, hard_negatives)
+    f1_inner, c, t = select(x, y, cs, folds, 2, seed, hit, hard_negatives, threshold)
     metrics = {
         "cv": f"nested stratified {folds}-fold (outer scores never seen by the head or its C/threshold choice); "
               "scored as served: rules OR head",

@@ -75,3 +75,15 @@ def test_on_topic_check_counts_gate_blocks_among_held_out_articles():
     assert (got["on_topic"], got["on_topic_blocked"], got["protected"], got["protected_blocked"]) == (4, 2, 2, 1)
     assert (got["articles"], got["blocked"]) == (5, 3)
     assert got["blocked_ids"] == ["a0", "a2", "a4"]
+
+
+def test_fixed_threshold_is_the_one_the_nested_cv_scores():
+    """An operator's threshold (train-commerce --threshold) is used inside the nested CV, so the reported F1 is the
+    served gate's: a threshold no probability reaches leaves only the rule blocks (tp 10 of 40 positives, no fp)."""
+    x, y = _data(80)
+    hit = np.zeros(80, dtype=bool)
+    hit[np.flatnonzero(y == 1)[:10]] = True
+    head = train_commerce_head(x, y, {}, cs=(1.0,), folds=4, rule_hit=hit, threshold=1.01)
+    assert head.threshold == 1.01 and head.metrics["threshold"] == 1.01
+    assert head.metrics["precision_nested_cv"] == 1.0 and head.metrics["recall_nested_cv"] == 0.25
+    assert head.metrics["f1_nested_cv"] == pytest.approx(2 * 10 / (2 * 10 + 30))
