@@ -173,7 +173,9 @@ def test_system_report_counts_blocked_articles_at_their_served_score(trained, fa
     assert sum(report["misses"].values()) == report["needles"]["fn"]
     assert set(report["needles"]["ci95"]) == {"precision", "recall", "f1", "wa_mae"}
     assert report["by_language"]["unknown"]["n"] == len(test)
-    assert "System WA MAE" in to_markdown(report)
+    short = report["flags"].get("short_content", 0)
+    assert report["by_language_not_short"].get("unknown", {"n": 0})["n"] == len(test) - short
+    assert "System WA MAE" in to_markdown(report) and "language not short" in to_markdown(report)
 
 
 def test_a_step_from_a_fresh_work_dir_keeps_the_shipped_metrics(trained, fake_encoder, tmp_path):
