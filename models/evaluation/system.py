@@ -142,6 +142,12 @@ def system_report(spec: FilterSpec, data: Dataset, served: dict[str, Result | Re
     misses = Counter(f"{fates[i]}→{tiers[s_tier[i]]}" if not fates[i].startswith(("prefilter", "commerce", "invalid"))
                      else fates[i] for i in np.flatnonzero(true_needle & ~pred_needle))
     false_pos = Counter(fates[i] for i in np.flatnonzero(~true_needle & pred_needle))
+    # how near the needle edge the false positives sit (oracle WA): near-misses read differently from noise
+    fp_wa = o_wa[~true_needle & pred_needle]
+    edge = spec.protected_threshold
+    fp_bands = {f"{lo:g}-{hi:g}": int(((fp_wa >= lo) & (fp_wa < hi)).sum())
+                for lo, hi in ((edge - 0.5, edge), (edge - 1.0, edge - 0.5), (edge - 2.0, edge - 1.0))}
+    fp_bands[f"<{edge - 2.0:g}"] = int((fp_wa < edge - 2.0).sum())
     err = np.abs(pred - data.labels)
 
     def group(mask: np.ndarray) -> dict[str, Any]:
@@ -173,6 +179,7 @@ def system_report(spec: FilterSpec, data: Dataset, served: dict[str, Result | Re
         "confusion": {"rows": "oracle tier", "columns": "served tier", "labels": tiers, "matrix": confusion.tolist()},
         "misses": dict(misses.most_common()),
         "false_positives": dict(false_pos.most_common()),
+        "false_positives_by_oracle_wa": fp_bands,
         "fates": dict(Counter(fates).most_common()),
         "served_tiers": {t: int((s_tier == k).sum()) for t, k in rank.items()},
         "oracle_tiers": {t: int((o_tier == k).sum()) for t, k in rank.items()},
@@ -209,6 +216,8 @@ def to_markdown(report: dict[str, Any]) -> str:
         lines.append(f"| {t} | {m['precision']:.3f} | {m['recall']:.3f} | {m['f1']:.3f} | {m['support']} |")
     lines += ["", "Misses (needles served below): " + ", ".join(f"{k} {v}" for k, v in report["misses"].items()),
               "False positives by fate: " + ", ".join(f"{k} {v}" for k, v in report["false_positives"].items()),
+              "False positives by oracle WA: " + ", ".join(
+                  f"{k} {v}" for k, v in report.get("false_positives_by_oracle_wa", {}).items()),
               "Fates: " + ", ".join(f"{k} {v}" for k, v in report["fates"].items()), "",
               "| group | n | scored | MAE (scored) | system WA MAE | needles | needle recall |",
               "|---|---|---|---|---|---|---|"]

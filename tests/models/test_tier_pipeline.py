@@ -171,6 +171,8 @@ def test_system_report_counts_blocked_articles_at_their_served_score(trained, fa
     assert report["needle_tiers"] == ["high", "medium"] and report["needles"]["support"] == sum(
         report["oracle_tiers"][t] for t in ("high", "medium"))
     assert sum(report["misses"].values()) == report["needles"]["fn"]
+    assert sum(report["false_positives_by_oracle_wa"].values()) == report["needles"]["fp"]
+    assert list(report["false_positives_by_oracle_wa"]) == ["3.5-4", "3-3.5", "2-3", "<2"]  # needle edge 4.0
     assert set(report["needles"]["ci95"]) == {"precision", "recall", "f1", "wa_mae"}
     assert report["by_language"]["unknown"]["n"] == len(test)
     short = report["flags"].get("short_content", 0)
