@@ -222,7 +222,7 @@ def to_markdown(report: dict[str, Any]) -> str:
               "| group | n | scored | MAE (scored) | system WA MAE | needles | needle recall |",
               "|---|---|---|---|---|---|---|"]
     for section in ("by_language", "by_language_not_short", "by_length"):
-        for k, g in report[section].items():
+        for k, g in report.get(section, {}).items():  # reports written before a section existed lack it
             mae = f"{g['mae_scored']:.3f}" if g["mae_scored"] is not None else "–"
             name = section.removeprefix("by_").replace("_", " ")
             lines.append(f"| {name} {k} | {g['n']} | {g['n_scored']} | {mae} | "
