@@ -72,6 +72,9 @@ def train_commerce(
     out: Path | None = typer.Option(None, "--out", help="default: filters/commerce/artifacts"),
     threshold: float | None = typer.Option(None, "--threshold", min=0.0, max=1.0,
                                            help="override the F1-optimal threshold (e.g. 0.8 for precision)"),
+    c: float | None = typer.Option(None, "--c", min=1e-6,
+                                   help="fix the L2 strength C instead of choosing it by CV (the shipped head: "
+                                        "--threshold 0.9 --c 0.01)"),
     on_topic_data: Path | None = typer.Option(
         None, "--on-topic", help="a filter's labelled JSONL: its train-split articles in the protected tier join "
                                  "training as non-commerce; its val/test ones are checked"),
@@ -89,7 +92,7 @@ def train_commerce(
         fail(f"{data}: rows {bad[:5]} have no 0/1 `label`")
     model_runtime()
     from models.commerce_head import DEFAULT_DIR  # lazy: safetensors, only when a head is written
-    from models.training.commerce import on_topic, on_topic_check, train_commerce_head  # lazy: scikit-learn
+    from models.training.commerce import CS, on_topic, on_topic_check, train_commerce_head  # lazy: scikit-learn
 
     enc = shared_encoder()
     cache = EmbeddingCache(enc)
@@ -105,11 +108,12 @@ def train_commerce(
             fail(str(err))
     negatives = cache.embed(topic.train) if topic else None
     labels = np.array([int(r["label"]) for r in rows])
-    head = train_commerce_head(x, labels, enc.fingerprint(), rule_hit=hit, hard_negatives=negatives)
+    cs = CS if c is None else (c,)
+    head = train_commerce_head(x, labels, enc.fingerprint(), rule_hit=hit, hard_negatives=negatives, cs=cs)
     if threshold is not None:  # re-fit so the nested CV scores the gate at the operator's threshold, as served
         chosen = head.threshold
         head = train_commerce_head(x, labels, enc.fingerprint(), rule_hit=hit, hard_negatives=negatives,
-                                   threshold=threshold)
+                                   threshold=threshold, cs=cs)
         head.metrics["threshold_override"] = {"chosen_by_cv": chosen, "used": threshold}
     head.metrics["data"] = str(data)
     if topic is not None:

@@ -109,8 +109,11 @@ def select(x: np.ndarray, y: np.ndarray, cs: tuple[float, ...], folds: int = 5, 
     return best
 
 
+CS = (0.01, 0.1, 1.0, 3.0)  # the L2 strengths the CV chooses among
+
+
 def train_commerce_head(
-    x: np.ndarray, y: np.ndarray, embedding: dict[str, Any], *, cs: tuple[float, ...] = (0.01, 0.1, 1.0, 3.0),
+    x: np.ndarray, y: np.ndarray, embedding: dict[str, Any], *, cs: tuple[float, ...] = CS,
     folds: int = 5, seed: int = 42, rule_hit: np.ndarray | None = None, hard_negatives: np.ndarray | None = None,
     threshold: float | None = None,
 ) -> CommerceHead:

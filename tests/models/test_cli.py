@@ -62,6 +62,11 @@ def test_train_commerce_writes_a_loadable_head(tmp_path, monkeypatch, fake_encod
     head = CommerceHead.load(tmp_path / "head")
     assert head.threshold == 0.8 and head.metrics["threshold_override"]["used"] == 0.8
     assert head.metrics["f1_nested_cv"] > 0.9
+    res = CliRunner().invoke(app, ["train-commerce", "--data", str(data), "--out", str(tmp_path / "fixed"),
+                                   "--threshold", "0.8", "--c", "0.5"])
+    assert res.exit_code == 0, res.output
+    fixed = CommerceHead.load(tmp_path / "fixed")
+    assert fixed.metrics["C"] == 0.5 and fixed.threshold == 0.8 and fixed.metrics["threshold"] == 0.8
     bad = write_jsonl(tmp_path / "bad.jsonl", [{"id": "x", "title": "t", "text": "y"}])
     res = CliRunner().invoke(app, ["train-commerce", "--data", str(bad), "--out", str(tmp_path / "h2")])
     assert res.exit_code == 2 and "0/1 `label`" in res.output
