@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from filters.spec import resolve_spec  # noqa: E402
-from models.training.data import load_dataset  # noqa: E402
+from models.training.data import Dataset, load_dataset  # noqa: E402
 from models.training.tiers import oracle_wa  # noqa: E402
 
 
@@ -56,7 +56,7 @@ def relabel(labels: np.ndarray, sigma: float, rho: float, rng: np.random.Generat
     return np.clip(np.rint(labels + noise), 0.0, 10.0)
 
 
-def near_duplicate_pairs(data: Any, similarity: float) -> dict[str, Any]:
+def near_duplicate_pairs(data: Dataset, similarity: float) -> dict[str, Any]:
     """Per-dimension MAE between the labels of near-duplicate articles (word TF-IDF cosine ≥ `similarity` with
     their nearest neighbour): the oracle's run-to-run disagreement, measured; per language and score band."""
     from sklearn.feature_extraction.text import TfidfVectorizer
@@ -67,15 +67,16 @@ def near_duplicate_pairs(data: Any, similarity: float) -> dict[str, Any]:
         [f"{a.get('title', '')}\n{a.get('content', '')}" for a in arts])
     dist, idx = NearestNeighbors(n_neighbors=2, metric="cosine").fit(x).kneighbors(x)
     words = np.asarray(x.getnnz(axis=1)) > 0  # an article sharing no word with any other is nobody's duplicate
-    pairs: set[tuple[int, int]] = set()
+    found: set[tuple[int, int]] = set()
     for a in range(len(arts)):
         k = 1 if idx[a, 0] == a else 0  # the nearest other article (a tie may list the article itself second)
         b = int(idx[a, k])
         if b != a and words[a] and words[b] and 1 - dist[a, k] >= similarity:
-            pairs.add((min(a, b), max(a, b)))
+            found.add((min(a, b), max(a, b)))
+    pairs = sorted(found)
     y = data.labels
 
-    def summary(sel: list[tuple[int, int]] | set[tuple[int, int]]) -> dict[str, Any]:
+    def summary(sel: list[tuple[int, int]]) -> dict[str, Any]:
         if not sel:
             return {"pairs": 0}
         d = np.array([y[a] - y[b] for a, b in sel])
@@ -89,9 +90,9 @@ def near_duplicate_pairs(data: Any, similarity: float) -> dict[str, Any]:
                 "mean_cross_dimension_correlation": None if shared is None else round(shared, 3)}
 
     by_lang: dict[str, list[tuple[int, int]]] = {}
-    for a, b in sorted(pairs):
+    for a, b in pairs:
         by_lang.setdefault(str(arts[a].get("language")), []).append((a, b))
-    band = [(a, b) for a, b in sorted(pairs) if (y[a].mean() + y[b].mean()) / 2 >= 2.0]
+    band = [(a, b) for a, b in pairs if (y[a].mean() + y[b].mean()) / 2 >= 2.0]
     return {"similarity": similarity, "all": summary(pairs),
             "by_language": {k: summary(v) for k, v in sorted(by_lang.items())},
             "mean_score_at_least_2": summary(band)}

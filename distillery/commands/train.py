@@ -92,7 +92,9 @@ def train_commerce(
         fail(f"{data}: rows {bad[:5]} have no 0/1 `label`")
     model_runtime()
     from models.commerce_head import DEFAULT_DIR  # lazy: safetensors, only when a head is written
-    from models.training.commerce import CS, on_topic, on_topic_check, train_commerce_head  # lazy: scikit-learn
+
+    # lazy: scikit-learn
+    from models.training.commerce import CS, on_topic, on_topic_check, select, train_commerce_head
 
     enc = shared_encoder()
     cache = EmbeddingCache(enc)
@@ -109,11 +111,11 @@ def train_commerce(
     negatives = cache.embed(topic.train) if topic else None
     labels = np.array([int(r["label"]) for r in rows])
     cs = CS if c is None else (c,)
-    head = train_commerce_head(x, labels, enc.fingerprint(), rule_hit=hit, hard_negatives=negatives, cs=cs)
-    if threshold is not None:  # re-fit so the nested CV scores the gate at the operator's threshold, as served
-        chosen = head.threshold
-        head = train_commerce_head(x, labels, enc.fingerprint(), rule_hit=hit, hard_negatives=negatives,
-                                   threshold=threshold, cs=cs)
+    # with --threshold the nested CV scores the gate at that threshold, as it will be served
+    head = train_commerce_head(x, labels, enc.fingerprint(), rule_hit=hit, hard_negatives=negatives, cs=cs,
+                               threshold=threshold)
+    if threshold is not None:  # what the CV alone would have chosen, for the record
+        chosen = select(x, labels, cs, rule_hit=hit, extra=negatives)[2]
         head.metrics["threshold_override"] = {"chosen_by_cv": chosen, "used": threshold}
     head.metrics["data"] = str(data)
     if topic is not None:
